@@ -1,0 +1,44 @@
+# RoadTwin: `make demo` sets everything up in .venv and runs the main job; `make test` runs the tests.
+# Nothing else is needed: no SUMO_HOME, no hand-installed package.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.stamp-install
+# torch first, pinned: its CPU wheel comes from local disk; unpinned it would pull a CUDA build.
+TORCH  := torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: help install demo test lint bench clean
+
+help:
+	@echo "make demo   - create .venv, install everything, run the demo on the built-in Yizhuang zone"
+	@echo "make test   - create .venv, install what the tests need, run lint and the test suite"
+	@echo "make bench  - run benchmarks/sim_speed.py"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e ".[all,test]"
+	touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/roadtwin demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python benchmarks/sim_speed.py
+
+clean:
+	rm -rf $(VENV) roadtwin-data .pytest_cache .ruff_cache .mypy_cache test-artifacts

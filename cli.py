@@ -1,0 +1,74 @@
+"""The ``roadtwin`` command line: one Typer app with a sub-command group per area.
+
+User mistakes (:class:`~roadtwin.errors.RoadTwinError`) print one line and exit non-zero (2 for bad
+input); anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+
+import typer
+
+from roadtwin.errors import RoadTwinError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="roadtwin",
+    help="RoadTwin: traffic digital twin and signal optimizer for the Yizhuang demonstration zone.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from roadtwin.demo import demo
+    from roadtwin.maps.commands import app as maps_app
+    from roadtwin.sim.commands import app as sim_app
+
+    app.command("demo")(demo)
+    app.add_typer(maps_app, name="maps", help="Build, import and export road networks.")
+    app.add_typer(sim_app, name="sim", help="Run scenarios in SUMO.")
+
+
+_register()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the exit code (also the console-script entry point)."""
+    # SIGTERM unwinds like Ctrl-C, so every run closes SUMO and marks its folder on the way out.
+    with contextlib.suppress(ValueError):  # not in the main thread (e.g. inside a test runner thread)
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        app(args=argv, standalone_mode=False)
+    except RoadTwinError as exc:
+        typer.echo(f"roadtwin: error: {exc}", err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        typer.echo("roadtwin: interrupted", err=True)
+        return 130
+    except SystemExit as exc:  # typer/click exits for --help and usage errors
+        return int(exc.code or 0)
+    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return exc.exit_code
+        if isinstance(exc, click.exceptions.Abort):
+            typer.echo("roadtwin: interrupted", err=True)
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

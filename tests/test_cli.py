@@ -1,0 +1,47 @@
+"""The one CLI: help everywhere, one-line errors with exit code 2 for bad options."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from roadtwin.cli import main
+
+COMMANDS = [[], ["demo"], ["maps"], ["maps", "build"], ["maps", "export"], ["sim"], ["sim", "run"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "roadtwin")
+def test_every_command_has_help(cmd: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*cmd, "--help"]) == 0
+    assert "Usage" in capsys.readouterr().out
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "roadtwin.cli", *args], capture_output=True, text=True)
+
+
+def test_bad_config_field_is_one_line_exit_2(tmp_path: Path) -> None:
+    cfg = tmp_path / "opts.yaml"
+    cfg.write_text("backend: carla\n")
+    out = _run("sim", "run", "--config", str(cfg))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "opts.yaml" in lines[0] and "backend" in lines[0] and "Traceback" not in out.stderr
+
+
+def test_unknown_config_field_is_named(tmp_path: Path) -> None:
+    cfg = tmp_path / "opts.yaml"
+    cfg.write_text("scenario: x.yaml\nspeed_up: 3\n")
+    out = _run("sim", "run", "--config", str(cfg))
+    assert out.returncode == 2
+    assert "speed_up" in out.stderr and "unknown field" in out.stderr
+
+
+def test_missing_scenario_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    out = _run("sim", "run", str(tmp_path / "nope.yaml"))
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "nope.yaml" in out.stderr
