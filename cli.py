@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.suppress(ValueError):  # not in the main thread (e.g. inside a test runner thread)
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        app(args=argv, standalone_mode=False)
+        # Non-standalone Typer returns exit codes (130 for Ctrl-C) instead of exiting.
+        code = app(args=argv, standalone_mode=False)
     except RoadTwinError as exc:
         typer.echo(f"roadtwin: error: {exc}", err=True)
         return exc.exit_code
@@ -67,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
             typer.echo("roadtwin: interrupted", err=True)
             return 130
         raise
-    return 0
+    if code == 130:
+        typer.echo("roadtwin: interrupted", err=True)
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ class DemoOptions(StrictModel):
 
 
 def demo(
-    workspace: Annotated[Path | None, typer.Option(help="Workspace folder (default ./roadtwin-data).")] = None,
+    workspace: Annotated[
+        Path | None, typer.Option(help="Workspace folder (default ./roadtwin-data).")
+    ] = None,
     backend: Annotated[str | None, typer.Option(help="SUMO backend: libsumo (default) or traci.")] = None,
     scenario: Annotated[
         Path | None, typer.Option(help="Scenario YAML (default: the zone's built-in morning peak).")
@@ -74,7 +76,7 @@ def run_demo(opts: DemoOptions) -> Path:
     sc = load_scenario(opts.scenario or builtin_scenario("yizhuang_morning_peak"))
     if opts.seed is not None:
         sc = sc.model_copy(update={"seed": opts.seed})
-    result = run_scenario(sc, workspace=ws, backend=opts.backend, controller="fixed", progress=True)
+    result = run_scenario(sc, workspace=ws, backend=opts.backend, progress=True)
     m = result.metrics.as_dict()
     print_metrics(console, m, title=f"{sc.name}: fixed-time signals")
 

@@ -74,7 +74,7 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child
 def popen(args: Sequence[str], **kwargs) -> subprocess.Popen:  # type: ignore[no-untyped-def,type-arg]
     """Start a child process that is killed when this process dies, even by ``kill -9``."""
     ensure_sumo()
-    return subprocess.Popen(list(args), preexec_fn=_die_with_parent, **kwargs)  # noqa: PLW1509
+    return subprocess.Popen(list(args), preexec_fn=_die_with_parent, **kwargs)
 
 
 def run_tool(
@@ -105,6 +105,8 @@ def run_tool(
 
 
 def _last_error(text: str) -> str:
+    """The line that explains a failure: SUMO's last ``Error:`` line, else any error-looking line."""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "error" in ln.lower()]
-    return (errors or lines or ["no output"])[-1][:300]
+    sumo_errors = [ln for ln in lines if ln.startswith("Error")]
+    errors = [ln for ln in lines if "error" in ln.lower() and not ln.startswith("Quitting")]
+    return (sumo_errors or errors or lines or ["no output"])[-1][:300]

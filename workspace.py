@@ -21,7 +21,9 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def run_id(*, scenario: str, controller: str, seed: int, timestamp: float | None = None) -> str:
     """Return ``{scenario}__{controller}__{seed}__{YYYYmmdd-HHMMSS}`` with file-safe parts."""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(timestamp if timestamp is not None else time.time()))
+    stamp = time.strftime(
+        "%Y%m%d-%H%M%S", time.localtime(timestamp if timestamp is not None else time.time())
+    )
     parts = [_SAFE.sub("-", str(p)).strip("-") or "x" for p in (scenario, controller, seed)]
     return "__".join([*parts, stamp])
 
@@ -56,6 +58,11 @@ class Workspace:
     def datasets(self) -> Path:
         """Folder of exported datasets."""
         return self._sub("datasets")
+
+    @property
+    def exports(self) -> Path:
+        """Folder of exported networks (GeoParquet, OpenDRIVE)."""
+        return self._sub("exports")
 
     @property
     def reports(self) -> Path:

@@ -58,10 +58,8 @@ class SumoSession:
         if self._closed:
             return
         self._closed = True
-        try:
+        with contextlib.suppress(Exception):  # SUMO may already be gone; cleanup goes on
             self.conn.close()
-        except Exception:  # noqa: S110 - SUMO may already be gone; cleanup continues below
-            pass
         if self.process is not None:
             try:
                 self.process.wait(timeout=10)
@@ -82,7 +80,9 @@ def _as_simulation_error(
     """Explain a failure with SUMO's own last error line (from its output or ``--error-log``)."""
     if session is not None:
         error_log = session.error_log
-    reason = _last_sumo_error(error_log, output) or (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    reason = (
+        _last_sumo_error(error_log, output) or (str(exc).strip().splitlines() or [type(exc).__name__])[-1]
+    )
     if session is not None and session.process is not None and session.process.poll() not in (None, 0):
         return SimulationError(f"SUMO crashed (exit {session.process.returncode}): {reason}")
     return SimulationError(f"SUMO failed: {reason}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
@@ -20,7 +20,6 @@ class RunOptions(StrictModel):
 
     scenario: Path
     backend: Backend = DEFAULT_BACKEND
-    controller: Literal["fixed"] = "fixed"
     workspace: Path = Path("roadtwin-data")
     seed: int | None = None
     time_to_teleport: float = -1
@@ -33,16 +32,23 @@ def run(
         Path | None, typer.Argument(help="Scenario YAML file (see sim/scenarios/ for the built-in ones).")
     ] = None,
     backend: Annotated[str | None, typer.Option(help="SUMO backend: libsumo (default) or traci.")] = None,
-    controller: Annotated[str | None, typer.Option(help="Signal controller: fixed (the network's own).")] = None,
-    workspace: Annotated[Path | None, typer.Option(help="Workspace folder (default ./roadtwin-data).")] = None,
+    workspace: Annotated[
+        Path | None, typer.Option(help="Workspace folder (default ./roadtwin-data).")
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
     time_to_teleport: Annotated[
         float | None, typer.Option(help="SUMO --time-to-teleport; -1 (default) disables teleporting.")
     ] = None,
-    progress: Annotated[bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar.")] = None,
+    progress: Annotated[
+        bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar.")
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with any of these options.")] = None,
 ) -> None:
-    """Simulate a scenario and write a run folder (config, tripinfo, metrics, plot)."""
+    """Simulate a scenario under its network's own signal programs; write a run folder.
+
+    The run folder holds the exact config, SUMO's tripinfo, metrics and plots. To run other signal
+    controllers, use ``roadtwin agents eval``.
+    """
     from rich.console import Console
 
     from roadtwin.sim.run import run_scenario
@@ -50,7 +56,7 @@ def run(
     from roadtwin.workspace import Workspace
 
     opts = load_options(
-        RunOptions, config=config, scenario=scenario, backend=backend, controller=controller,
+        RunOptions, config=config, scenario=scenario, backend=backend,
         workspace=workspace, seed=seed, time_to_teleport=time_to_teleport, progress=progress,
     )  # fmt: skip
     sc = load_scenario(opts.scenario)
@@ -60,7 +66,6 @@ def run(
         sc,
         workspace=Workspace.at(opts.workspace),
         backend=opts.backend,
-        controller=opts.controller,
         time_to_teleport=opts.time_to_teleport,
         progress=opts.progress,
     )

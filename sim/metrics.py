@@ -90,8 +90,9 @@ def read_tripinfo(path: str | os.PathLike[str]) -> tuple[pd.DataFrame, pd.DataFr
             walk_loss = sum(float(w.get("timeLoss", 0.0)) for w in elem)
             duration = sum(float(w.get("duration", 0.0)) for w in elem)
             arrival = min((float(w.get("arrival", -1)) for w in elem), default=-1.0)
-            persons.append({"id": elem.get("id"), "timeLoss": walk_loss, "duration": duration,
-                            "finished": arrival >= 0})
+            persons.append(
+                {"id": elem.get("id"), "timeLoss": walk_loss, "duration": duration, "finished": arrival >= 0}
+            )
     veh = pd.DataFrame(rows, columns=["id", "vType", *_TRIP_FIELDS])
     veh["finished"] = veh["arrival"] >= 0
     return veh, pd.DataFrame(persons, columns=["id", "timeLoss", "duration", "finished"])
@@ -128,12 +129,20 @@ def read_statistics(path: str | os.PathLike[str]) -> dict[str, float]:
 
 def read_summary(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read SUMO's ``--summary-output`` (one row per step: running, waiting, halting, meanSpeed ...)."""
-    cols = ["time", "loaded", "inserted", "running", "waiting", "arrived", "halting", "meanSpeed",
-            "meanWaitingTime", "meanTravelTime", "teleports"]
-    rows = [
-        {c: float(e.get(c, "nan")) for c in cols}
-        for e in _iter_elements(path, ("step",))
+    cols = [
+        "time",
+        "loaded",
+        "inserted",
+        "running",
+        "waiting",
+        "arrived",
+        "halting",
+        "meanSpeed",
+        "meanWaitingTime",
+        "meanTravelTime",
+        "teleports",
     ]
+    rows = [{c: float(e.get(c, "nan")) for c in cols} for e in _iter_elements(path, ("step",))]
     return pd.DataFrame(rows, columns=cols)
 
 

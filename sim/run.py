@@ -23,6 +23,7 @@ from roadtwin import __version__, toolchain
 from roadtwin._io import write_json, write_text, write_yaml
 from roadtwin.errors import ScenarioError, SimulationError
 from roadtwin.sim.backend import DEFAULT_BACKEND, Backend, start
+from roadtwin.sim.control import SignalControl
 from roadtwin.sim.inputs import SimInputs, prepare_inputs
 from roadtwin.sim.metrics import (
     RunMetrics,
@@ -35,18 +36,19 @@ from roadtwin.sim.scenario import Scenario
 from roadtwin.workspace import Workspace
 
 __all__ = [
-    "CONTROLLERS",
+    "FIXED",
     "OUTPUTS",
     "RunResult",
     "compute_metrics",
     "resolve_network",
+    "run_inputs",
     "run_scenario",
     "simulate",
     "sumo_command",
 ]
 
-#: Signal controllers a plain run knows; later controllers plug in through ``agents``.
-CONTROLLERS = ("fixed",)
+#: The controller of a plain run: the network's own (fixed-time) programs. Others come from ``agents``.
+FIXED = "fixed"
 
 #: SUMO outputs of a run, written as ``NAME.tmp.xml`` and renamed to ``NAME.xml`` when whole.
 OUTPUTS = ("tripinfo", "summary", "statistics", "edgedata")
@@ -171,7 +173,7 @@ def run_scenario(
     *,
     workspace: Workspace,
     backend: Backend = DEFAULT_BACKEND,
-    controller: str = "fixed",
+    controller: SignalControl | None = None,
     time_to_teleport: float = -1,
     progress: bool | ProgressCallback = True,
     report: bool = True,
@@ -188,53 +190,96 @@ def run_scenario(
     backend
         ``"libsumo"`` (default) or ``"traci"``.
     controller
-        The signal controller; ``"fixed"`` runs the network's own programs.
+        The signal controller (see ``roadtwin.agents``); ``None`` runs the network's own programs.
     time_to_teleport
         SUMO's ``--time-to-teleport``; ``-1`` (default) disables teleporting, as in REFERENCE.md.
     progress
         Show a progress bar (``True``), nothing (``False``), or call ``f(sim_time, end, running)``.
     report
-        Also write ``plot.png``.
+        Also write ``plot.png`` and ``network.png``.
     step_chunk_s
-        Simulated seconds per call into SUMO; the loop does no per-vehicle work.
+        Simulated seconds per call into SUMO when no controller acts in between.
     """
-    if controller not in CONTROLLERS:
-        raise ScenarioError(
-            path=None, field="controller", expected=f"one of {', '.join(CONTROLLERS)}", got=controller
-        )
     net_file = resolve_network(scenario, workspace=workspace)
-    run_dir = workspace.new_run_dir(scenario=scenario.name, controller=controller, seed=scenario.seed)
+    return run_inputs(
+        lambda inputs_dir: prepare_inputs(scenario, net_file=net_file, out_dir=inputs_dir),
+        name=scenario.name,
+        seed=scenario.seed,
+        config={"scenario": scenario.model_dump(mode="json")},
+        workspace=workspace,
+        backend=backend,
+        controller=controller,
+        time_to_teleport=time_to_teleport,
+        progress=progress,
+        report=report,
+        step_chunk_s=step_chunk_s,
+    )
+
+
+def run_inputs(
+    make_inputs: Callable[[Path], SimInputs],
+    *,
+    name: str,
+    seed: int,
+    config: dict[str, object],
+    workspace: Workspace,
+    backend: Backend = DEFAULT_BACKEND,
+    controller: SignalControl | None = None,
+    time_to_teleport: float = -1,
+    progress: bool | ProgressCallback = True,
+    report: bool = True,
+    step_chunk_s: float = 60.0,
+) -> RunResult:
+    """Write a run folder for the inputs ``make_inputs(run_dir / "inputs")`` returns.
+
+    The general form of :func:`run_scenario`, for inputs that do not come from a RoadTwin scenario
+    (e.g. RESCO's route files). ``config`` describes where the inputs came from and is saved in
+    ``config.yaml`` beside the run options.
+    """
+    controller_name = controller.name if controller is not None else FIXED
+    run_dir = workspace.new_run_dir(scenario=name, controller=controller_name, seed=seed)
     try:
+        inputs = make_inputs(run_dir / "inputs")
         write_yaml(
             run_dir / "config.yaml",
             {
-                "scenario": scenario.model_dump(mode="json"),
+                **config,
                 "run": {
                     "backend": backend,
-                    "controller": controller,
+                    "controller": controller_name,
+                    "controller_options": getattr(controller, "options", {}),
                     "time_to_teleport": time_to_teleport,
-                    "network_file": str(net_file),
+                    "network_file": str(inputs.net_file),
+                    "seed": seed,
                     "roadtwin_version": __version__,
                     "sumo_version": _sumo_version(),
                 },
             },
         )
-        inputs = prepare_inputs(scenario, net_file=net_file, out_dir=run_dir / "inputs")
-        wall = simulate(inputs, out_dir=run_dir, backend=backend, time_to_teleport=time_to_teleport,
-                        progress=progress, step_chunk_s=step_chunk_s)
+        if controller is not None:
+            inputs = controller.prepare(inputs, work_dir=run_dir / "inputs")
+        wall = simulate(
+            inputs,
+            out_dir=run_dir,
+            backend=backend,
+            controller=controller,
+            time_to_teleport=time_to_teleport,
+            progress=progress,
+            step_chunk_s=step_chunk_s,
+        )
         metrics = compute_metrics(run_dir, inputs=inputs)
         if report:
-            from roadtwin.sim.report import plot_run
+            from roadtwin.sim.report import plot_network, plot_run
 
             plot_run(run_dir, metrics=metrics)
+            plot_network(run_dir, net_file=inputs.net_file)
         write_json(run_dir / "metrics.json", {**metrics.as_dict(), "wall_time_s": round(wall, 3)})
     except BaseException as exc:
         reason = str(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted"
         with contextlib.suppress(OSError):
             write_text(run_dir / "error.txt", f"{type(exc).__name__}: {reason}\n")
         raise
-    return RunResult(run_dir=run_dir, metrics=metrics, wall_time_s=wall,
-                     sim_time_s=inputs.end - inputs.begin)
+    return RunResult(run_dir=run_dir, metrics=metrics, wall_time_s=wall, sim_time_s=inputs.end - inputs.begin)
 
 
 def compute_metrics(run_dir: Path, *, inputs: SimInputs) -> RunMetrics:
@@ -257,6 +302,7 @@ def simulate(
     *,
     out_dir: Path,
     backend: Backend = DEFAULT_BACKEND,
+    controller: SignalControl | None = None,
     time_to_teleport: float = -1,
     progress: bool | ProgressCallback = False,
     step_chunk_s: float = 60.0,
@@ -265,11 +311,20 @@ def simulate(
 
     Returns the wall time in seconds. SUMO is closed (or killed) on every exit; its outputs
     (``tripinfo.xml``, ``summary.xml``, ``statistics.xml``) appear under their final names only
-    when the simulation completed.
+    when the simulation completed. A runtime ``controller`` acts every ``decision_interval_s``;
+    otherwise SUMO runs in ``step_chunk_s`` chunks with no Python in between.
     """
     cmd = sumo_command(inputs, out_dir=out_dir, time_to_teleport=time_to_teleport)
-    wall = _drive(cmd, inputs=inputs, backend=backend, log_path=out_dir / "sumo.log", label=out_dir.name,
-                  progress=progress, step_chunk_s=step_chunk_s)
+    wall = _drive(
+        cmd,
+        inputs=inputs,
+        backend=backend,
+        controller=controller,
+        log_path=out_dir / "sumo.log",
+        label=out_dir.name,
+        progress=progress,
+        step_chunk_s=step_chunk_s,
+    )
     for name in OUTPUTS:
         os.replace(out_dir / f"{name}.tmp.xml", out_dir / f"{name}.xml")
     return wall
@@ -280,34 +335,50 @@ def _drive(
     *,
     inputs: SimInputs,
     backend: Backend,
+    controller: SignalControl | None,
     log_path: Path,
     label: str,
     progress: bool | ProgressCallback,
     step_chunk_s: float,
 ) -> float:
+    interval = controller.decision_interval_s if controller is not None else None
     with _native_output_to(log_path) as terminal:
         bar = _progress_bar(terminal, inputs) if progress is True else None
         t0 = time.perf_counter()
         session = start(cmd, backend=backend, label=label)
         try:
+            if controller is not None:
+                controller.start(session)
             t = inputs.begin
+            shown = t
             while t < inputs.end:
-                t = min(t + step_chunk_s, inputs.end)
+                t = min(t + (interval or step_chunk_s), inputs.end)
                 session.step(t)
-                running = session.conn.vehicle.getIDCount()
-                if bar is not None:
-                    bar.update(t, running)
-                elif callable(progress):
-                    progress(t, inputs.end, running)
-        except SimulationError:
-            raise
+                if interval is not None and t < inputs.end:
+                    controller.act(session)  # type: ignore[union-attr]
+                if t - shown >= step_chunk_s or t >= inputs.end:
+                    shown = t
+                    running = session.conn.vehicle.getIDCount()
+                    if bar is not None:
+                        bar.update(t, running)
+                    elif callable(progress):
+                        progress(t, inputs.end, running)
         except Exception as exc:
-            raise SimulationError(f"SUMO failed mid-run: {exc} (see {log_path})") from exc
+            if _is_sumo_error(exc):
+                raise SimulationError(f"SUMO failed mid-run: {exc} (see {log_path})") from exc
+            raise
         finally:
+            if controller is not None:
+                controller.close()
             session.close()
             if bar is not None:
                 bar.close()
         return time.perf_counter() - t0
+
+
+def _is_sumo_error(exc: BaseException) -> bool:
+    """Errors raised by TraCI or libsumo (SUMO's side), as opposed to bugs in Python code."""
+    return type(exc).__module__.split(".")[0] in ("traci", "libsumo")
 
 
 class _Bar:
@@ -347,5 +418,3 @@ def _progress_bar(terminal: IO[str], inputs: SimInputs) -> _Bar:
 def _clock(seconds: float) -> str:
     s = int(seconds)
     return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-

@@ -21,16 +21,58 @@ from roadtwin.sim.backend import start
 def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("grid")
     net, routes = d / "grid.net.xml", d / "routes.rou.xml"
-    toolchain.run_tool([toolchain.binary("netgenerate"), "--grid", "--grid.number", "3", "--grid.length",
-                        "200", "-j", "traffic_light", "-o", net], what="netgenerate")
-    toolchain.run_tool([toolchain.tool("randomTrips.py"), "-n", net, "-r", routes, "-o", d / "trips.xml",
-                        "-b", "0", "-e", "300", "-p", "1", "--seed", "7", "--validate"], what="randomTrips")
+    toolchain.run_tool(
+        [
+            toolchain.binary("netgenerate"),
+            "--grid",
+            "--grid.number",
+            "3",
+            "--grid.length",
+            "200",
+            "-j",
+            "traffic_light",
+            "-o",
+            net,
+        ],
+        what="netgenerate",
+    )
+    toolchain.run_tool(
+        [
+            toolchain.tool("randomTrips.py"),
+            "-n",
+            net,
+            "-r",
+            routes,
+            "-o",
+            d / "trips.xml",
+            "-b",
+            "0",
+            "-e",
+            "300",
+            "-p",
+            "1",
+            "--seed",
+            "7",
+            "--validate",
+        ],
+        what="randomTrips",
+    )
     return net, routes
 
 
 def _cmd(net: Path, routes: Path, *, end: int = 400) -> list[str]:
-    return [toolchain.binary("sumo"), "-n", str(net), "-r", str(routes), "-e", str(end), "--no-step-log",
-            "--seed", "1"]
+    return [
+        toolchain.binary("sumo"),
+        "-n",
+        str(net),
+        "-r",
+        str(routes),
+        "-e",
+        str(end),
+        "--no-step-log",
+        "--seed",
+        "1",
+    ]
 
 
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
@@ -52,9 +94,11 @@ def test_backends_run_the_same_simulation(grid, backend: str) -> None:
 @pytest.mark.parametrize("backend", ["libsumo", "traci"])
 def test_sumo_error_is_reported_with_sumos_reason(tmp_path: Path, backend: str) -> None:
     bad = tmp_path / "missing.net.xml"
-    with pytest.raises(SimulationError, match="missing.net.xml"):
-        start([toolchain.binary("sumo"), "-n", str(bad), "--error-log", str(tmp_path / "err.log")],
-              backend=backend)  # type: ignore[arg-type]
+    with pytest.raises(SimulationError, match=r"missing\.net\.xml"):
+        start(
+            [toolchain.binary("sumo"), "-n", str(bad), "--error-log", str(tmp_path / "err.log")],
+            backend=backend,
+        )  # type: ignore[arg-type]
 
 
 def test_unknown_backend_is_a_config_error(grid) -> None:
@@ -89,14 +133,16 @@ def _alive(pid: int) -> bool:
 def test_kill_9_of_the_parent_leaves_no_sumo(grid, tmp_path: Path) -> None:
     net, routes = grid
     script = tmp_path / "hold.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import time
         from roadtwin.sim.backend import start
         s = start({_cmd(net, routes, end=100000)!r}, backend="traci")
         s.step(5)
         print("ready", flush=True)
         time.sleep(600)
-    """))
+    """)
+    )
     parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"

@@ -25,7 +25,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 
 def test_bad_config_field_is_one_line_exit_2(tmp_path: Path) -> None:
     cfg = tmp_path / "opts.yaml"
-    cfg.write_text("backend: carla\n")
+    cfg.write_text("scenario: x.yaml\nbackend: carla\n")
     out = _run("sim", "run", "--config", str(cfg))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
