@@ -94,9 +94,7 @@ class MissingExtraError(RoadTwinError, ImportError):
     exit_code = 2
 
     def __init__(self, *, package: str, extra: str) -> None:
-        super().__init__(
-            f"{package} is not installed: install it with pip install \"roadtwin[{extra}]\""
-        )
+        super().__init__(f'{package} is not installed: install it with pip install "roadtwin[{extra}]"')
         self.package = package
         self.extra = extra
 

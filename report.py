@@ -33,7 +33,9 @@ class Section:
     tables: list[tuple[Sequence[str], Sequence[Sequence[object]]]] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
 
-    def add_mapping(self, data: Mapping[str, object], *, header: tuple[str, str] = ("metric", "value")) -> None:
+    def add_mapping(
+        self, data: Mapping[str, object], *, header: tuple[str, str] = ("metric", "value")
+    ) -> None:
         """Add a two-column table from a mapping."""
         self.tables.append((header, [(k, v) for k, v in data.items()]))
 

@@ -24,7 +24,9 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per mode (median reported)")
     parser.add_argument("--begin", default="07:30")
     parser.add_argument("--end", default="08:30")
@@ -47,8 +49,11 @@ def main(argv: list[str] | None = None) -> int:
         root = Path(tmp)
         inputs = prepare_inputs(sc, net_file=net, out_dir=root / "inputs")
         sim_s = inputs.end - inputs.begin
-        print(f"scenario {sc.name} {args.begin}-{args.end}: {inputs.n_vehicles} vehicles, "
-              f"{inputs.n_persons} persons, network {net.name}; {args.repeat} runs per mode", flush=True)
+        print(
+            f"scenario {sc.name} {args.begin}-{args.end}: {inputs.n_vehicles} vehicles, "
+            f"{inputs.n_persons} persons, network {net.name}; {args.repeat} runs per mode",
+            flush=True,
+        )
 
         def sumo_alone(out: Path) -> float:
             cmd = sumo_command(inputs, out_dir=out)
@@ -85,11 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     print("|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|")
     for name, walls in results.items():
         med = statistics.median(walls)
-        print(f"| {name:<26} | {med:>21.2f} | {min(walls):>8.2f} | {sim_s / med:>15.0f}x "
-              f"| {med / limit:>12.2f}x | {delays[name]:>14.2f} |")
+        print(
+            f"| {name:<26} | {med:>21.2f} | {min(walls):>8.2f} | {sim_s / med:>15.0f}x "
+            f"| {med / limit:>12.2f}x | {delays[name]:>14.2f} |"
+        )
     ratio = statistics.median(results["RoadTwin, libsumo"]) / limit
-    print(f"\ngoal: RoadTwin libsumo within 1.20x of SUMO alone -> {ratio:.2f}x: "
-          f"{'met' if ratio <= 1.2 else 'NOT met'}")
+    print(
+        f"\ngoal: RoadTwin libsumo within 1.20x of SUMO alone -> {ratio:.2f}x: "
+        f"{'met' if ratio <= 1.2 else 'NOT met'}"
+    )
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -73,7 +74,7 @@ def run(
     typer.echo(f"run folder: {result.run_dir}")
 
 
-def print_metrics(console: object, metrics: dict[str, object], *, title: str) -> None:
+def print_metrics(console: object, metrics: Mapping[str, object], *, title: str) -> None:
     """Print a metrics dict as a two-column table."""
     from rich.table import Table
 

@@ -77,6 +77,7 @@ __all__ = [
     "REWARDS",
     "ActionMode",
     "RewardName",
+    "SignalObserver",
     "TrafficSignalEnv",
     "TrafficSignalParallelEnv",
     "make_parallel",
@@ -145,6 +146,90 @@ def _signal_network(net_file: Path, additional: tuple[Path, ...]) -> SignalNetwo
         finally:
             session.close()
     return _NETWORKS[key]
+
+
+# --- observation -----------------------------------------------------------------------------------------
+
+
+class SignalObserver:
+    """The environments' observation of a layout's signals, computed from one :class:`SignalMeasures`.
+
+    Public so that a policy trained in an environment sees the same observation when it drives a run
+    (``roadtwin.agents.rl``): build the layout, a :class:`SignalMonitor` with
+    ``waiting_time=False, outgoing_halting=False`` and this observer on the live simulation.
+
+    Parameters
+    ----------
+    layout
+        The controlled signals.
+    n_choices
+        Per signal, the number of choices one-hot encoded (greens in phase mode, plans in timing mode).
+    with_age
+        Append the time in the current green / ``max_green`` (phase mode).
+    max_green
+        The green-age normaliser (s).
+    """
+
+    def __init__(
+        self, layout: SignalLayout, *, n_choices: Sequence[int] | np.ndarray, with_age: bool, max_green: float
+    ) -> None:
+        # Observation assembly: one fancy-index into a source vector, then a split per signal.
+        self.layout = lay = layout
+        self.with_age = bool(with_age)
+        self.max_green = float(max_green)
+        n_actions = np.asarray(n_choices, dtype=np.intp)
+        n = lay.n_signals
+        n_neigh = np.bincount(lay.neighbour_owner, minlength=n).astype(np.intp)
+        lane_off = np.concatenate([[0], np.cumsum(lay.n_in_lanes)])
+        choice_off = np.concatenate([[0], np.cumsum(n_actions)])
+        neigh_off = np.concatenate([[0], np.cumsum(n_neigh)])
+        n_lane_src, n_choice_src = 3 * int(lane_off[-1]), int(choice_off[-1])
+        age_src = n_lane_src + n_choice_src
+        neigh_src = age_src + n
+        gather: list[np.ndarray] = []
+        sizes = []
+        for s in range(n):
+            parts = [
+                np.arange(3 * lane_off[s], 3 * lane_off[s + 1]),
+                n_lane_src + np.arange(choice_off[s], choice_off[s + 1]),
+            ]
+            if self.with_age:
+                parts.append(np.array([age_src + s]))
+            parts.append(neigh_src + np.arange(neigh_off[s], neigh_off[s + 1]))
+            idx = np.concatenate(parts).astype(np.intp)
+            gather.append(idx)
+            sizes.append(len(idx))
+        self._gather = np.concatenate(gather)
+        self._obs_split = np.cumsum(sizes)[:-1]
+        #: Observation length per signal.
+        self.sizes: tuple[int, ...] = tuple(sizes)
+        self._choice_off = choice_off[:-1].astype(np.intp)
+        self._n_choice_src = n_choice_src
+        self._in_capacity = lay.capacity[lay.in_idx]
+        obs_cap = lay.per_signal(lay.capacity[lay.obs_in_idx], lay.obs_in_owner, len(lay.observed_ids))
+        self._obs_capacity = np.maximum(obs_cap, 1.0)
+
+    def observe(
+        self, m: SignalMeasures, *, choice: np.ndarray, age: np.ndarray | None = None
+    ) -> list[np.ndarray]:
+        """Per signal, the float32 observation given the current green (or plan) ``choice`` and, in
+        phase mode, each green's ``age`` (s)."""
+        lay = self.layout
+        idx = lay.in_idx
+        lanes = np.empty((len(idx), 3))
+        np.minimum(m.lane_halting[idx] / self._in_capacity, 1.0, out=lanes[:, 0])
+        np.minimum(m.lane_vehicles[idx] / self._in_capacity, 1.0, out=lanes[:, 1])
+        lanes[:, 2] = m.lane_speed[idx]
+        onehot = np.zeros(self._n_choice_src)
+        onehot[self._choice_off + np.asarray(choice, dtype=np.intp)] = 1.0
+        if self.with_age and age is not None:
+            ages = np.clip(np.asarray(age, dtype=float) / self.max_green, 0.0, 1.0)
+        else:
+            ages = np.zeros(lay.n_signals)
+        queues = lay.per_signal(m.lane_halting[lay.obs_in_idx], lay.obs_in_owner, len(lay.observed_ids))
+        neigh = np.minimum(queues / self._obs_capacity, 1.0)[lay.neighbour_idx]
+        src = np.concatenate([lanes.ravel(), onehot, ages, neigh])
+        return np.split(src[self._gather].astype(np.float32), self._obs_split)
 
 
 # --- the shared core ------------------------------------------------------------------------------------
@@ -262,64 +347,19 @@ class _SignalControl:
             )
             self.n_actions = self.planner.n_plans.copy()
             self.step_length = float(cycle_time)
-        self._build_gather()
+        self.observer = SignalObserver(
+            lay, n_choices=self.n_actions, with_age=action_mode == "phase", max_green=self.max_green
+        )
+        self.obs_sizes = self.observer.sizes
         self.session: SumoSession | None = None
         self.done = True
         self.label = f"roadtwin-env-{os.getpid()}-{id(self):x}"
 
-    # Observation assembly: one fancy-index into a source vector, then a split per signal.
-    def _build_gather(self) -> None:
-        lay = self.layout
-        n = lay.n_signals
-        n_neigh = np.bincount(lay.neighbour_owner, minlength=n).astype(np.intp)
-        lane_off = np.concatenate([[0], np.cumsum(lay.n_in_lanes)])
-        choice_off = np.concatenate([[0], np.cumsum(self.n_actions)])
-        neigh_off = np.concatenate([[0], np.cumsum(n_neigh)])
-        with_age = self.action_mode == "phase"
-        n_lane_src, n_choice_src = 3 * int(lane_off[-1]), int(choice_off[-1])
-        age_src = n_lane_src + n_choice_src
-        neigh_src = age_src + n
-        gather: list[np.ndarray] = []
-        sizes = []
-        for s in range(n):
-            parts = [
-                np.arange(3 * lane_off[s], 3 * lane_off[s + 1]),
-                n_lane_src + np.arange(choice_off[s], choice_off[s + 1]),
-            ]
-            if with_age:
-                parts.append(np.array([age_src + s]))
-            parts.append(neigh_src + np.arange(neigh_off[s], neigh_off[s + 1]))
-            idx = np.concatenate(parts).astype(np.intp)
-            gather.append(idx)
-            sizes.append(len(idx))
-        self._gather = np.concatenate(gather)
-        self._obs_split = np.cumsum(sizes)[:-1]
-        self.obs_sizes = tuple(sizes)
-        self._choice_off = choice_off[:-1].astype(np.intp)
-        self._n_choice_src = n_choice_src
-        self._in_capacity = lay.capacity[lay.in_idx]
-        obs_cap = lay.per_signal(lay.capacity[lay.obs_in_idx], lay.obs_in_owner, len(lay.observed_ids))
-        self._obs_capacity = np.maximum(obs_cap, 1.0)
-
     def _observe(self, m: SignalMeasures) -> list[np.ndarray]:
-        lay = self.layout
-        idx = lay.in_idx
-        lanes = np.empty((len(idx), 3))
-        np.minimum(m.lane_halting[idx] / self._in_capacity, 1.0, out=lanes[:, 0])
-        np.minimum(m.lane_vehicles[idx] / self._in_capacity, 1.0, out=lanes[:, 1])
-        lanes[:, 2] = m.lane_speed[idx]
-        choice = np.zeros(self._n_choice_src)
         if self.actuator is not None:
-            choice[self._choice_off + self.actuator.green] = 1.0
-            age = np.clip(self.actuator.age / self.max_green, 0.0, 1.0)
-        else:
-            assert self.planner is not None
-            choice[self._choice_off + self.planner.plan] = 1.0
-            age = np.zeros(lay.n_signals)
-        queues = lay.per_signal(m.lane_halting[lay.obs_in_idx], lay.obs_in_owner, len(lay.observed_ids))
-        neigh = np.minimum(queues / self._obs_capacity, 1.0)[lay.neighbour_idx]
-        src = np.concatenate([lanes.ravel(), choice, age, neigh])
-        return np.split(src[self._gather].astype(np.float32), self._obs_split)
+            return self.observer.observe(m, choice=self.actuator.green, age=self.actuator.age)
+        assert self.planner is not None
+        return self.observer.observe(m, choice=self.planner.plan)
 
     def _rewards(self, m: SignalMeasures) -> np.ndarray:
         base = {

@@ -64,7 +64,7 @@ class RunMetrics:
     persons_finished: int
     mean_person_time_loss_s: float
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
         """Return the metrics as a plain dict (JSON-ready, NaN as ``None``)."""
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()}
 

@@ -60,6 +60,7 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "--seed", "1", "--fringe-factor", "10", "--min-distance", "200",
         ],
         what="randomTrips",
+        cwd=trips.parent,  # randomTrips drops a routes file into its working directory
     )  # fmt: skip
     return {"net_file": net, "route_files": trips, "begin": 0, "end": 300}
 

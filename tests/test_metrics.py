@@ -69,8 +69,9 @@ def test_empty_run_gives_nan_not_an_error(tmp_path: Path) -> None:
     (tmp_path / "t.xml").write_text("<tripinfos/>")
     (tmp_path / "r.xml").write_text("<routes/>")
     vehicles, persons = read_tripinfo(tmp_path / "t.xml")
-    m = summarize(vehicles=vehicles, schedule=read_schedule([tmp_path / "r.xml"]), begin=0, end=10,
-                  persons=persons)
+    m = summarize(
+        vehicles=vehicles, schedule=read_schedule([tmp_path / "r.xml"]), begin=0, end=10, persons=persons
+    )
     assert m.vehicles_scheduled == 0
     assert math.isnan(m.exact_delay_s)
     assert m.as_dict()["exact_delay_s"] is None

@@ -41,7 +41,11 @@ def test_environment_yml_mirrors_every_pip_requirement() -> None:
 
 def test_sumo_wheels_are_pinned_together() -> None:
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pins = {_name(d): d.split("==")[1] for d in deps if _name(d) in ("eclipse-sumo", "libsumo", "sumolib", "traci")}
+    pins = {
+        _name(d): d.split("==")[1]
+        for d in deps
+        if _name(d) in ("eclipse-sumo", "libsumo", "sumolib", "traci")
+    }
     assert len(pins) == 4 and len(set(pins.values())) == 1, pins
 
 

@@ -41,6 +41,7 @@ def _build_grid(folder: Path) -> tuple[Path, Path]:
             "--seed", "1", "--fringe-factor", "10", "--min-distance", "200",
         ],
         what="randomTrips",
+        cwd=trips.parent,  # randomTrips drops a routes file into its working directory
     )  # fmt: skip
     return net, trips
 
