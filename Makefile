@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip setuptools wheel
 	$(BIN)/python -m pip install --quiet $(TORCH)
-	$(BIN)/python -m pip install --quiet -e ".[all,test]"
+	$(BIN)/python -m pip install --quiet -e ".[all,test,bench]"
 	touch $@
 
 install: $(STAMP)
@@ -41,7 +41,6 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python benchmarks/sim_speed.py
 
 clean:
