@@ -45,3 +45,37 @@ def test_missing_scenario_file_is_one_line_exit_2(tmp_path: Path) -> None:
     out = _run("sim", "run", str(tmp_path / "nope.yaml"))
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "nope.yaml" in out.stderr
+
+
+GOOD = """name: t
+network: yizhuang
+begin: "07:45"
+end: "07:50"
+demand: {veh_per_hour: 1000}
+"""
+
+BAD_SCENARIOS = {
+    "wrong type": (GOOD.replace("{veh_per_hour: 1000}", "{veh_per_hour: lots}"), "demand.veh_per_hour"),
+    "unknown field": (GOOD + "colour: red\n", "colour"),
+    "negative demand": (GOOD.replace("1000", "-5"), "demand.veh_per_hour"),
+    "end before begin": (GOOD.replace('end: "07:50"', 'end: "07:00"'), "end"),
+    "incident on a missing edge": (
+        GOOD + 'incidents: [{edge: "no_such_edge", begin: "07:46", end: "07:48"}]\n',
+        "incidents.0.edge",
+    ),
+    "missing network file": (GOOD.replace("network: yizhuang", "network: nowhere.net.xml"), "network"),
+    "malformed yaml": (GOOD + "demand: [unclosed\n", "line"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SCENARIOS))
+def test_bad_scenario_is_one_line_exit_2(case: str, tmp_path: Path) -> None:
+    text, field = BAD_SCENARIOS[case]
+    path = tmp_path / "bad_scenario.yaml"
+    path.write_text(text)
+    out = _run("sim", "run", str(path), "--workspace", str(tmp_path / "ws"), "--no-progress")
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "bad_scenario.yaml" in lines[0] and field in lines[0] and "expected" in lines[0]
+    assert "Traceback" not in out.stderr
