@@ -58,15 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except SystemExit as exc:  # typer/click exits for --help and usage errors
         return int(exc.code or 0)
-    except Exception as exc:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            return exc.exit_code
-        if isinstance(exc, click.exceptions.Abort):
-            typer.echo("roadtwin: interrupted", err=True)
-            return 130
+    except typer.Abort:
+        typer.echo("roadtwin: interrupted", err=True)
+        return 130
+    except Exception as exc:
+        # Usage errors (unknown command, bad option value): click's, vendored or not, have these two.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()  # type: ignore[attr-defined]
+            return int(exc.exit_code)  # type: ignore[attr-defined]
         raise
     if code == 130:
         typer.echo("roadtwin: interrupted", err=True)

@@ -79,3 +79,9 @@ def test_bad_scenario_is_one_line_exit_2(case: str, tmp_path: Path) -> None:
     assert len(lines) == 1, out.stderr
     assert "bad_scenario.yaml" in lines[0] and field in lines[0] and "expected" in lines[0]
     assert "Traceback" not in out.stderr
+
+
+def test_unknown_command_is_a_usage_error_not_a_traceback() -> None:
+    out = _run("nosuchcmd")
+    assert out.returncode == 2
+    assert "No such command" in out.stderr and "Traceback" not in out.stderr
