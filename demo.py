@@ -1,25 +1,49 @@
 """``roadtwin demo``: the main job on the built-in Yizhuang zone.
 
-Builds the zone's network, runs the 07:00-09:00 morning peak under the zone's fixed-time signals with a
-progress bar, prints a summary table and writes a self-contained HTML report into the workspace.
+Builds the zone's network, then runs the 07:00-09:00 morning peak twice, side by side in two processes
+(libsumo runs one simulation per process): under the zone's fixed-time signals and under the zone's best
+controller (see README: "The zone's controllers"). Shows progress while they run, prints a comparison
+table and writes a self-contained HTML report with plots into the workspace.
 """
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import queue
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from roadtwin.config import StrictModel, load_options
 from roadtwin.sim.backend import DEFAULT_BACKEND, Backend
 
-__all__ = ["DemoOptions", "demo", "run_demo"]
+__all__ = ["BEST_ZONE_CONTROLLER", "DemoOptions", "demo", "run_demo"]
 
 ATTRIBUTION = (
     "Zone data © OpenStreetMap contributors, ODbL 1.0 (openstreetmap.org/copyright); network facts read off "
     "BUPT-ANTlab REG-TSC's new_yizhuang network. Simulation: Eclipse SUMO."
+)
+
+#: The controller with the lowest delay on the zone's morning peak in the zone evaluation (README).
+BEST_ZONE_CONTROLLER = "max-pressure"
+
+#: Metrics shown side by side in the demo's table and report.
+SHOWN = (
+    ("vehicles_scheduled", "vehicles scheduled"),
+    ("vehicles_finished", "finished"),
+    ("vehicles_still_running", "still running at the end"),
+    ("vehicles_never_inserted", "never inserted"),
+    ("exact_delay_s", "delay per vehicle, exact (s)"),
+    ("resco_delay_s", "delay per vehicle, RESCO rule (s)"),
+    ("mean_trip_time_s", "mean trip time (s)"),
+    ("mean_wait_s", "mean waiting time (s)"),
+    ("mean_stops", "mean stops"),
+    ("throughput_veh_h", "throughput (veh/h)"),
+    ("persons", "pedestrians"),
+    ("mean_person_time_loss_s", "pedestrian delay (s)"),
+    ("teleports", "teleports"),
 )
 
 
@@ -30,6 +54,7 @@ class DemoOptions(StrictModel):
     backend: Backend = DEFAULT_BACKEND
     scenario: Path | None = None
     seed: int | None = None
+    controller: str = BEST_ZONE_CONTROLLER
 
 
 def demo(
@@ -41,61 +66,176 @@ def demo(
         Path | None, typer.Option(help="Scenario YAML (default: the zone's built-in morning peak).")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Override the scenario's seed.")] = None,
+    controller: Annotated[
+        str | None,
+        typer.Option(help=f"Controller compared with fixed-time (default {BEST_ZONE_CONTROLLER})."),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with any of these options.")] = None,
 ) -> None:
-    """Build the Yizhuang zone, run its morning peak under fixed-time signals, write an HTML report."""
+    """Build the Yizhuang zone, run its morning peak under fixed-time and the best controller, report."""
     opts = load_options(
-        DemoOptions, config=config, workspace=workspace, backend=backend, scenario=scenario, seed=seed
+        DemoOptions,
+        config=config,
+        workspace=workspace,
+        backend=backend,
+        scenario=scenario,
+        seed=seed,
+        controller=controller,
     )
     run_demo(opts)
+
+
+def _run_one(
+    scenario_path: str, seed: int | None, controller: str, workspace: str, backend: str, q: Any
+) -> dict[str, Any]:
+    """Child process: one morning-peak run; progress goes to the parent through ``q``."""
+    from roadtwin.agents import make_controller
+    from roadtwin.sim.run import run_scenario
+    from roadtwin.sim.scenario import load_scenario
+    from roadtwin.workspace import Workspace
+
+    sc = load_scenario(scenario_path)
+    if seed is not None:
+        sc = sc.model_copy(update={"seed": seed})
+    ctrl = None if controller == "fixed" else make_controller(controller)
+
+    def progress(t: float, end: float, running: int) -> None:
+        q.put((controller, t, end, running))
+
+    result = run_scenario(
+        sc,
+        workspace=Workspace.at(workspace),
+        backend=backend,
+        controller=ctrl,
+        progress=progress,  # type: ignore[arg-type]
+    )
+    return {
+        "run_dir": str(result.run_dir),
+        "metrics": result.metrics.as_dict(),
+        "wall_time_s": result.wall_time_s,
+        "sim_time_s": result.sim_time_s,
+    }
+
+
+def _run_side_by_side(
+    jobs: list[str], *, args: tuple[Any, ...], console: Any, begin: float, end: float
+) -> dict[str, dict[str, Any]]:
+    """Run ``jobs`` (controller names) in parallel processes with one progress display.
+
+    ``args`` are :func:`_run_one`'s (scenario path, seed, workspace, backend) around the controller.
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    ctx = mp.get_context("fork")
+    manager = ctx.Manager()
+    q = manager.Queue()
+    results: dict[str, dict[str, Any]] = {}
+    with (
+        ProcessPoolExecutor(max_workers=len(jobs), mp_context=ctx) as pool,
+        Progress(
+            TextColumn("[bold]{task.description:<14}"),
+            BarColumn(),
+            TextColumn("{task.fields[clock]}"),
+            TextColumn("{task.fields[running]} vehicles"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as bar,
+    ):
+        tasks = {j: bar.add_task(j, total=end - begin, clock="--:--", running=0) for j in jobs}
+        scenario_path, seed, workspace, backend = args
+        futures = {j: pool.submit(_run_one, scenario_path, seed, j, workspace, backend, q) for j in jobs}
+        while any(not f.done() for f in futures.values()):
+            try:
+                name, t, _, running = q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            clock = f"{int(t) // 3600:02d}:{int(t) % 3600 // 60:02d}"
+            bar.update(tasks[name], completed=t - begin, clock=clock, running=running)
+        for j, f in futures.items():
+            results[j] = f.result()  # re-raises a child's error here
+            bar.update(tasks[j], completed=end - begin)
+    manager.shutdown()
+    return results
 
 
 def run_demo(opts: DemoOptions) -> Path:
     """Run the demo with ``opts``; return the path of the HTML report."""
     from rich.console import Console
+    from rich.table import Table
 
-    from roadtwin.maps import load_net, network_for
+    from roadtwin.agents import make_controller
+    from roadtwin.maps import network_for, summarize_network
     from roadtwin.report import Report
-    from roadtwin.sim.commands import print_metrics
-    from roadtwin.sim.run import run_scenario
     from roadtwin.sim.scenario import builtin_scenario, load_scenario
     from roadtwin.workspace import Workspace
 
-    console = Console(stderr=False)
+    console = Console()
     ws = Workspace.at(opts.workspace)
     t0 = time.perf_counter()
+    make_controller(opts.controller)  # a bad name fails here, before anything runs
 
     console.rule("[bold]RoadTwin demo: Yizhuang (Beijing E-Town) morning peak")
     net_file = network_for(workspace=ws, name="yizhuang")
-    net = load_net(net_file)
-    n_tls = len(net.getTrafficLights())
+    net = summarize_network(net_file)
     console.print(
-        f"network: {net_file} ({len(net.getNodes())} junctions, {n_tls} signals, {len(net.getEdges())} edges)"
+        f"network: {net_file} ({net.junctions} junctions, {net.signals} signals, {net.edges} edges, "
+        f"{net.km:.0f} km)"
+    )
+    scenario_path = Path(opts.scenario or builtin_scenario("yizhuang_morning_peak"))
+    sc = load_scenario(scenario_path)
+    jobs = ["fixed"] if opts.controller == "fixed" else ["fixed", opts.controller]
+    console.print(f"scenario: {sc.name}: {sc.description.strip()}")
+    console.print(f"running {len(jobs)} simulations side by side: {', '.join(jobs)}")
+
+    results = _run_side_by_side(
+        jobs,
+        args=(str(scenario_path), opts.seed, str(ws.root), opts.backend),
+        console=console,
+        begin=sc.begin_s,
+        end=sc.end_s,
     )
 
-    sc = load_scenario(opts.scenario or builtin_scenario("yizhuang_morning_peak"))
-    if opts.seed is not None:
-        sc = sc.model_copy(update={"seed": opts.seed})
-    result = run_scenario(sc, workspace=ws, backend=opts.backend, progress=True)
-    m = result.metrics.as_dict()
-    print_metrics(console, m, title=f"{sc.name}: fixed-time signals")
+    table = Table(title=f"{sc.name}: fixed-time vs {opts.controller}" if len(jobs) > 1 else sc.name)
+    table.add_column("metric")
+    for j in jobs:
+        table.add_column(j, justify="right")
+    rows = []
+    for key, label in SHOWN:
+        values = [results[j]["metrics"].get(key) for j in jobs]
+        rows.append((label, *values))
+        table.add_row(label, *(_fmt(v) for v in values))
+    console.print(table)
 
     report = Report(
         title="RoadTwin: Yizhuang morning peak",
-        subtitle=f"scenario {sc.name}, seed {sc.seed}, backend {opts.backend}",
+        subtitle=f"scenario {sc.name}, seed {opts.seed if opts.seed is not None else sc.seed}, "
+        f"backend {opts.backend}",
         footer=ATTRIBUTION,
     )
-    sec = report.section(
-        "Fixed-time signals",
-        f"{sc.description.strip()} Simulated {result.sim_time_s / 3600:.1f} h in {result.wall_time_s:.1f} s "
-        f"(real-time factor {result.real_time_factor:.0f}x). Run folder: {result.run_dir}.",
+    summary = report.section(
+        "Signal control: fixed-time against " + opts.controller if len(jobs) > 1 else "Fixed-time signals",
+        f"{sc.description.strip()} Each run simulates {(sc.end_s - sc.begin_s) / 3600:.1f} h of the same "
+        "demand (same seed).",
     )
-    sec.add_mapping(m)
-    sec.images.append(result.run_dir / "plot.png")
-    for extra in ("network.png",):
-        if (result.run_dir / extra).exists():
-            sec.images.append(result.run_dir / extra)
+    summary.tables.append((["metric", *jobs], rows))
+    for j in jobs:
+        r = results[j]
+        run_dir = Path(r["run_dir"])
+        sec = report.section(
+            f"{j}: network state",
+            f"Run folder {run_dir}; simulated in {r['wall_time_s']:.0f} s "
+            f"(real-time factor {r['sim_time_s'] / max(r['wall_time_s'], 1e-9):.0f}x).",
+        )
+        sec.images += [p for p in (run_dir / "network.png", run_dir / "plot.png") if p.exists()]
     out = report.write(ws.reports / "demo.html")
     console.print(f"report: {out}")
     console.print(f"done in {time.perf_counter() - t0:.0f} s")
     return out
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return "n/a" if value is None else f"{value:,}" if isinstance(value, int) else str(value)

@@ -181,8 +181,11 @@ def start(cmd: Sequence[str], *, backend: Backend = DEFAULT_BACKEND, label: str 
             # SUMO accepts the connection before it loads its inputs: a first command surfaces load errors.
             conn.getVersion()
         except Exception as exc:
-            proc.kill()
-            proc.wait()
+            try:  # SUMO quits by itself after a load error; let it finish writing its error log
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             raise _as_simulation_error(exc, None, error_log) from exc
         return SumoSession(backend="traci", conn=conn, process=proc, error_log=error_log)
     raise ConfigError(path=None, field="backend", expected=f"one of {', '.join(BACKENDS)}", got=backend)

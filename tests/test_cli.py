@@ -10,7 +10,10 @@ import pytest
 
 from roadtwin.cli import main
 
-COMMANDS = [[], ["demo"], ["maps"], ["maps", "build"], ["maps", "export"], ["sim"], ["sim", "run"]]
+COMMANDS = [
+    [], ["demo"], ["maps"], ["maps", "build"], ["maps", "export"], ["sim"], ["sim", "run"],
+    ["agents"], ["agents", "eval"], ["agents", "train"], ["twin"], ["twin", "sense"], ["twin", "ingest"],
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "roadtwin")

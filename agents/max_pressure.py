@@ -1,0 +1,296 @@
+"""Max-pressure control (Varaiya 2013) with min and max green and a guard against gridlock.
+
+Every ``decision_interval_s`` each signal picks the green whose movements have the largest pressure, the
+sum over its movements of (vehicles queued on the in-lane minus vehicles queued on the out-lane), and
+:class:`~roadtwin.sim.signals.SignalActuator` shows it through yellow, keeping every green between
+``min_green`` and ``max_green``.
+
+A naive max-pressure (halting in minus halting out, no max green) gridlocks RESCO's ingolstadt7 and
+ingolstadt21 (REFERENCE.md: 270 and 211 vehicles never inserted): a movement whose downstream lane is full
+keeps a high pressure it cannot discharge, a minor approach can stay red forever, and vehicles that SUMO
+cannot insert are invisible. The guarded controller therefore
+
+1. counts a movement only when its out-lane has room (occupancy below ``spillback_occupancy``); a
+   blocked movement gets no pressure, so no green is spent on a spill-back;
+2. adds the insertion backlog (vehicles waiting to enter the network) to the in-lanes of the approach
+   they will join, so an entry that is full to its first metre still competes;
+3. serves a green that has waited ``max_red`` seconds with vehicles on its movements before any other
+   (the longest-waiting first): no approach starves;
+4. bounds every green by ``max_green`` (the most pressing other green takes over).
+
+``naive=True`` (registered as ``max-pressure-naive``) switches all four off, as a benchmark.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from roadtwin.agents.base import SignalController, register_controller
+from roadtwin.errors import ConfigError
+
+if TYPE_CHECKING:
+    from roadtwin.sim.backend import SumoSession
+    from roadtwin.sim.signals import SignalActuator, SignalLayout, SignalMonitor
+
+__all__ = ["MaxPressure", "NaiveMaxPressure"]
+
+#: ``max_green`` of the naive controller: longer than any episode.
+_UNBOUNDED_S = 1.0e7
+
+
+@register_controller
+class MaxPressure(SignalController):
+    """Max-pressure signal control with min/max green, spill-back and starvation guards.
+
+    Parameters
+    ----------
+    decision_interval_s
+        Seconds between decisions (RESCO: 10).
+    yellow_time, all_red_time
+        Transition between two greens (s).
+    min_green, max_green
+        Bounds of a green (s); ``max_green`` is ignored when ``naive``.
+    max_red
+        A green whose movements have queued vehicles and that has been red this long (s) is served next.
+    spillback_occupancy
+        A movement whose out-lane holds at least this fraction of its capacity (length / 7.5 m) counts
+        no pressure.
+    backlog
+        Count vehicles waiting to be inserted on the approach they will join.
+    naive
+        Plain max-pressure: halting in minus halting out, min green only, none of the guards.
+    """
+
+    name: ClassVar[str] = "max-pressure"
+
+    def __init__(
+        self,
+        *,
+        decision_interval_s: float = 10.0,
+        yellow_time: float = 3.0,
+        all_red_time: float = 0.0,
+        min_green: float = 10.0,
+        max_green: float = 120.0,
+        max_red: float = 600.0,
+        spillback_occupancy: float = 0.75,
+        backlog: bool = True,
+        naive: bool = False,
+    ) -> None:
+        if decision_interval_s <= yellow_time + all_red_time:
+            raise ConfigError(
+                path=None,
+                field="decision_interval_s",
+                expected=f"more than the transition time ({yellow_time + all_red_time:g} s)",
+                got=decision_interval_s,
+            )
+        if not 0 < spillback_occupancy <= 1:
+            raise ConfigError(
+                path=None,
+                field="spillback_occupancy",
+                expected="a fraction in (0, 1]",
+                got=spillback_occupancy,
+            )
+        super().__init__(
+            decision_interval_s=decision_interval_s,
+            yellow_time=yellow_time,
+            all_red_time=all_red_time,
+            min_green=min_green,
+            max_green=max_green,
+            max_red=max_red,
+            spillback_occupancy=spillback_occupancy,
+            backlog=backlog,
+            naive=naive,
+        )
+        self.decision_interval_s = float(decision_interval_s)
+        self.naive = bool(naive)
+        self.layout: SignalLayout | None = None
+        self.monitor: SignalMonitor | None = None
+        self.actuator: SignalActuator | None = None
+        self._pending = False
+        self._red_since: list[np.ndarray] = []
+        self._entry_lanes: dict[str, np.ndarray] = {}
+        self._vehicle_lanes: dict[str, np.ndarray] = {}
+        self._green_log: list[tuple[float, int, int]] = []
+        self._approach_index: dict[str, list[int]] = {}
+
+    # --- life cycle ----------------------------------------------------------------------------------
+
+    def start(self, session: SumoSession) -> None:
+        """Read the signals, install the switching programs and subscribe the lanes."""
+        from roadtwin.sim.signals import SignalActuator, SignalLayout, SignalMonitor, read_signal_network
+
+        conn = session.conn
+        network = read_signal_network(conn)
+        tls = network.controllable()
+        self.layout = None
+        if not tls:  # nothing to control: the network's programs run
+            return
+        opts = self.options
+        self.layout = SignalLayout(network, tls)
+        self.monitor = SignalMonitor(self.layout, waiting_time=False, outgoing_halting=True)
+        self.monitor.subscribe(conn)
+        self.actuator = SignalActuator(
+            self.layout,
+            yellow_time=opts["yellow_time"],
+            all_red_time=opts["all_red_time"],
+            min_green=opts["min_green"],
+            max_green=_UNBOUNDED_S if self.naive else opts["max_green"],
+        )
+        self.actuator.reset(conn)
+        now = session.time
+        self._red_since = [np.full(int(n), now) for n in self.layout.n_greens]
+        self._pending = False
+        self._entry_lanes = {}
+        self._vehicle_lanes = {}
+        self._green_log = [(now, s, 0) for s in range(self.layout.n_signals)]
+        by_edge: dict[str, list[int]] = {}
+        for i, lane in enumerate(self.layout.lanes):
+            if self.layout.is_in_lane[i]:
+                by_edge.setdefault(lane.rsplit("_", 1)[0], []).append(i)
+        self._approach_index = by_edge
+
+    def close(self) -> None:
+        """Forget the simulation."""
+        self.layout = self.monitor = self.actuator = None
+        self._pending = False
+
+    @property
+    def green_log(self) -> list[tuple[float, int, int]]:
+        """``(time, signal index, green index)`` of every green started (for checks and plots)."""
+        return list(self._green_log)
+
+    # --- decisions -----------------------------------------------------------------------------------
+
+    def act(self, session: SumoSession) -> None:
+        """Measure, choose every signal's green and start the transitions to it."""
+        if self.layout is None or self.monitor is None or self.actuator is None:
+            return
+        conn = session.conn
+        now = session.time
+        act = self.actuator
+        if self._pending:
+            act.finish(session)  # no stepping: the run has reached the decision time already
+            self._pending = False
+        m = self.monitor.measure(conn)
+        requests = self._choose(conn, m.lane_halting, m.lane_vehicles, now)
+        until = now + self.decision_interval_s
+        before = act.green.copy()
+        target = act.decide(requests, horizon=until - now)
+        switching = act.begin(conn, target, now=now, until=until)
+        self._pending = True
+        for s in np.flatnonzero(switching):
+            self._red_since[s][int(before[s])] = now
+            self._green_log.append((now + act.transition_time, int(s), int(target[s])))
+
+    def _choose(self, conn: Any, halting: np.ndarray, vehicles: np.ndarray, now: float) -> np.ndarray:
+        lay = self.layout
+        act = self.actuator
+        assert lay is not None and act is not None
+        if self.naive:
+            return np.array([int(np.argmax(p)) for p in lay.phase_pressure(halting)], dtype=np.intp)
+        opts = self.options
+        incoming = halting.copy()
+        if opts["backlog"]:
+            incoming += self._backlog(conn)
+        occupancy = vehicles / lay.capacity
+        room = occupancy[lay.move_out] < opts["spillback_occupancy"]
+        move = np.where(room, incoming[lay.move_in] - halting[lay.move_out], 0.0)
+        demand = np.where(room, incoming[lay.move_in], 0.0)
+        pressures = _per_green(lay, move)
+        demands = _per_green(lay, demand)
+        requests = np.empty(lay.n_signals, dtype=np.intp)
+        horizon = self.decision_interval_s
+        for s in range(lay.n_signals):
+            cur = int(act.green[s])
+            p = pressures[s].copy()
+            waited = now - self._red_since[s]
+            waited[cur] = 0.0
+            starving = (waited >= opts["max_red"]) & (demands[s] > 0)
+            if starving.any() and act.age[s] >= act.min_green:
+                requests[s] = int(np.argmax(np.where(starving, waited, -np.inf)))
+                continue
+            if act.age[s] + horizon > opts["max_green"]:
+                p[cur] = -np.inf  # the actuator would end it anyway: pick the best other green
+            best = float(np.max(p))
+            # Stay on ties: a switch costs a yellow.
+            requests[s] = cur if p[cur] >= best else int(np.argmax(p))
+        return requests
+
+    def _backlog(self, conn: Any) -> np.ndarray:
+        """Per observed lane, the vehicles waiting to be inserted that will join it (spread over the lanes
+        of the approach their route reaches first)."""
+        lay = self.layout
+        assert lay is not None
+        out = np.zeros(len(lay.lanes))
+        pending = conn.simulation.getPendingVehicles()
+        known = self._vehicle_lanes
+        current: dict[str, np.ndarray] = {}
+        for veh in pending:
+            lanes = known.get(veh)
+            if lanes is None:
+                route = conn.vehicle.getRoute(veh)
+                lanes = self._approach_lanes(route[0]) if route else np.empty(0, dtype=np.intp)
+            current[veh] = lanes
+            if len(lanes):
+                out[lanes] += 1.0 / len(lanes)
+        self._vehicle_lanes = current
+        return out
+
+    def _approach_lanes(self, edge: str) -> np.ndarray:
+        """Lane indices of the first controlled approach downstream of ``edge`` (breadth-first)."""
+        cached = self._entry_lanes.get(edge)
+        if cached is not None:
+            return cached
+        lay = self.layout
+        assert lay is not None
+        net = lay.network
+        by_edge = self._approach_index
+        found: list[int] = []
+        level, seen = [edge], {edge}
+        while level and not found and len(seen) < 200:
+            for e in level:
+                if e in by_edge:
+                    found = by_edge[e]
+                    break
+            else:
+                nxt = []
+                for e in level:
+                    for s in net.successors.get(e, ()):
+                        if s not in seen:
+                            seen.add(s)
+                            nxt.append(s)
+                level = nxt
+        lanes = np.array(found, dtype=np.intp)
+        self._entry_lanes[edge] = lanes
+        return lanes
+
+
+def _per_green(layout: SignalLayout, movement_values: np.ndarray) -> list[np.ndarray]:
+    """Sum per-movement values over each green's movements, per signal."""
+    flat = np.bincount(
+        layout._pm_green,
+        weights=movement_values[layout._pm_move],
+        minlength=int(layout.green_offset[-1]),
+    )
+    return np.split(flat, layout.green_offset[1:-1])
+
+
+@register_controller
+class NaiveMaxPressure(MaxPressure):
+    """The naive max-pressure of REFERENCE.md (halting in minus out, min green 10 s, no max green, no
+    guards): a benchmark that gridlocks ingolstadt7/21."""
+
+    name: ClassVar[str] = "max-pressure-naive"
+
+    def __init__(
+        self,
+        *,
+        decision_interval_s: float = 10.0,
+        yellow_time: float = 3.0,
+        min_green: float = 10.0,
+    ) -> None:
+        super().__init__(
+            decision_interval_s=decision_interval_s, yellow_time=yellow_time, min_green=min_green, naive=True
+        )
