@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 # mypy covers the core: the shared root modules, maps and sim.
 MYPY_PACKAGES := errors config toolchain workspace _io report maps sim
 
-.PHONY: help install demo test lint bench clean
+.PHONY: help install browser demo test lint bench clean
 
 help:
 	@echo "make demo   - create .venv, install everything, run the demo on the built-in Yizhuang zone"
@@ -27,6 +27,13 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian's Chromium and ChromeDriver for the dashboard's real-browser tests (never a downloaded browser).
+browser:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+
 demo: $(STAMP)
 	$(BIN)/roadtwin demo
 
@@ -37,7 +44,7 @@ lint: $(STAMP)
 	mkdir -p build/typecheck && ln -sfn ../.. build/typecheck/roadtwin
 	MYPYPATH=build/typecheck $(BIN)/mypy $(addprefix -p roadtwin.,$(MYPY_PACKAGES))
 
-test: $(STAMP) lint
+test: $(STAMP) browser lint
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
