@@ -220,6 +220,8 @@ def run_demo(opts: DemoOptions) -> Path:
         "demand (same seed).",
     )
     summary.tables.append((["metric", *jobs], rows))
+    if len(jobs) > 1:
+        summary.images.append(_comparison_plot(results, out=ws.reports / "demo-comparison.png"))
     for j in jobs:
         r = results[j]
         run_dir = Path(r["run_dir"])
@@ -232,6 +234,44 @@ def run_demo(opts: DemoOptions) -> Path:
     out = report.write(ws.reports / "demo.html")
     console.print(f"report: {out}")
     console.print(f"done in {time.perf_counter() - t0:.0f} s")
+    return out
+
+
+def _comparison_plot(results: dict[str, dict[str, Any]], *, out: Path) -> Path:
+    """Bars of the headline metrics and the vehicles in the network over time, one colour per controller."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from roadtwin._io import atomic_path
+    from roadtwin.sim.metrics import read_summary
+
+    names = list(results)
+    metrics = [
+        ("exact_delay_s", "delay (s)"),
+        ("mean_trip_time_s", "trip time (s)"),
+        ("mean_wait_s", "waiting (s)"),
+        ("mean_stops", "stops"),
+    ]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5), constrained_layout=True)
+    x = np.arange(len(metrics))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        values = [results[name]["metrics"].get(k) or 0.0 for k, _ in metrics]
+        bars = ax1.bar(x + i * width, values, width, label=name)
+        ax1.bar_label(bars, fmt="%.1f", fontsize=8)
+        summary = read_summary(Path(results[name]["run_dir"]) / "summary.xml")
+        ax2.plot(summary["time"] / 3600.0, summary["running"].rolling(300, min_periods=1).mean(), label=name)
+    ax1.set_xticks(x + width * (len(names) - 1) / 2, [label for _, label in metrics])
+    ax1.set_title("Per vehicle, same demand")
+    ax1.legend()
+    ax2.set(title="Vehicles in the network (5-min mean)", xlabel="time of day (h)", ylabel="vehicles")
+    ax2.legend()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
     return out
 
 

@@ -1,0 +1,56 @@
+"""``roadtwin demo``: the main job runs end to end and writes its report (on a short window)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+
+def test_demo_compares_fixed_time_with_the_best_controller(tmp_path: Path) -> None:
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(
+        yaml.safe_dump(
+            {
+                "name": "short_peak",
+                "description": "Ten minutes of the peak.",
+                "network": "yizhuang",
+                "begin": "07:45",
+                "end": "07:55",
+                "seed": 3,
+                "demand": {"veh_per_hour": 4000},
+                "pedestrians": {"per_hour": 200},
+            }
+        )
+    )
+    ws = tmp_path / "ws"
+    out = subprocess.run(
+        [sys.executable, "-m", "roadtwin.cli", "demo", "--workspace", str(ws), "--scenario", str(scenario)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "fixed" in out.stdout and "max-pressure" in out.stdout
+    report = ws / "reports" / "demo.html"
+    html = report.read_text()
+    assert "fixed-time against max-pressure" in html
+    assert html.count("data:image/png;base64,") >= 5  # comparison + two maps + two run plots
+    assert "OpenStreetMap contributors" in html
+    runs = sorted(p.name.split("__")[1] for p in (ws / "runs").iterdir())
+    assert runs == ["fixed", "max-pressure"]
+    for run in (ws / "runs").iterdir():
+        assert (run / "metrics.json").exists()
+
+
+def test_demo_rejects_an_unknown_controller_before_running(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "roadtwin.cli", "demo", "--workspace", str(tmp_path), "--controller", "magic"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "controller" in out.stderr
+    assert not (tmp_path / "runs").exists()
