@@ -8,6 +8,7 @@ STAMP  := $(VENV)/.stamp-install
 # torch first, pinned: its CPU wheel comes from local disk; unpinned it would pull a CUDA build.
 TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 # mypy covers the core: the shared root modules, maps and sim.
 MYPY_PACKAGES := errors config toolchain workspace _io report maps sim
 
@@ -27,15 +28,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Debian's Chromium and ChromeDriver for the dashboard's real-browser tests (never a downloaded browser).
+# Debian's Chromium and ChromeDriver for the dashboard's real-browser tests (never a downloaded browser),
+# and CJK fonts so that Chinese street names render.
 browser:
-	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 \
+	  && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-cjk >/dev/null; }
 
 demo: $(STAMP)
-	$(BIN)/roadtwin demo
+	$(BIN)/roadtwin demo $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

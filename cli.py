@@ -27,12 +27,14 @@ app = typer.Typer(
 
 def _register() -> None:
     from roadtwin.agents.commands import app as agents_app
+    from roadtwin.dashboards.commands import dash_command
     from roadtwin.demo import demo
     from roadtwin.maps.commands import app as maps_app
     from roadtwin.sim.commands import app as sim_app
     from roadtwin.twin.commands import app as twin_app
 
     app.command("demo")(demo)
+    app.command("dash")(dash_command)
     app.add_typer(maps_app, name="maps", help="Build, import and export road networks.")
     app.add_typer(sim_app, name="sim", help="Run scenarios in SUMO.")
     app.add_typer(agents_app, name="agents", help="Signal controllers: evaluate and train them.")

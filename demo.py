@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import Field
 
 from roadtwin.config import StrictModel, load_options
 from roadtwin.sim.backend import DEFAULT_BACKEND, Backend
@@ -55,6 +56,9 @@ class DemoOptions(StrictModel):
     scenario: Path | None = None
     seed: int | None = None
     controller: str = BEST_ZONE_CONTROLLER
+    serve: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8050, ge=1, le=65535)
 
 
 def demo(
@@ -70,9 +74,19 @@ def demo(
         str | None,
         typer.Option(help=f"Controller compared with fixed-time (default {BEST_ZONE_CONTROLLER})."),
     ] = None,
+    serve: Annotated[
+        bool | None, typer.Option("--serve/--no-serve", help="Start the dashboard at the end (default on).")
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Dashboard address (default 127.0.0.1: this machine only).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Dashboard port (default 8050).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with any of these options.")] = None,
 ) -> None:
-    """Build the Yizhuang zone, run its morning peak under fixed-time and the best controller, report."""
+    """Build the Yizhuang zone, run its morning peak under fixed-time and the best controller, report.
+
+    Ends by serving the dashboard over the workspace (Ctrl-C stops it); ``--no-serve`` for scripts.
+    """
     opts = load_options(
         DemoOptions,
         config=config,
@@ -81,8 +95,15 @@ def demo(
         scenario=scenario,
         seed=seed,
         controller=controller,
+        serve=serve,
+        host=host,
+        port=port,
     )
     run_demo(opts)
+    if opts.serve:
+        from roadtwin.dashboards import serve as serve_dashboard
+
+        serve_dashboard(workspace=opts.workspace, host=opts.host, port=opts.port)
 
 
 def _run_one(

@@ -12,7 +12,7 @@ from roadtwin.cli import main
 
 COMMANDS = [
     [], ["demo"], ["maps"], ["maps", "build"], ["maps", "export"], ["sim"], ["sim", "run"],
-    ["agents"], ["agents", "eval"], ["agents", "train"], ["twin"], ["twin", "sense"], ["twin", "ingest"],
+    ["agents"], ["agents", "eval"], ["agents", "train"], ["twin"], ["twin", "sense"], ["twin", "ingest"], ["dash"],
 ]  # fmt: skip
 
 

@@ -27,7 +27,17 @@ def test_demo_compares_fixed_time_with_the_best_controller(tmp_path: Path) -> No
     )
     ws = tmp_path / "ws"
     out = subprocess.run(
-        [sys.executable, "-m", "roadtwin.cli", "demo", "--workspace", str(ws), "--scenario", str(scenario)],
+        [
+            sys.executable,
+            "-m",
+            "roadtwin.cli",
+            "demo",
+            "--workspace",
+            str(ws),
+            "--scenario",
+            str(scenario),
+            "--no-serve",
+        ],
         capture_output=True,
         text=True,
         timeout=600,

@@ -1,0 +1,147 @@
+"""Forecast page: actual against predicted flow and speed per location, and the next hour's outlook."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from dash import Input, Output, dcc, html
+
+from roadtwin.dashboards.data import FORECAST_COLUMNS, FORECAST_TABLE, STATE_COLUMNS, STATE_TABLE
+from roadtwin.dashboards.pages._common import empty_state, network_figure, page
+
+if TYPE_CHECKING:
+    import dash
+
+    from roadtwin.dashboards.data import WorkspaceData
+
+__all__ = ["PATH", "TITLE", "layout", "register"]
+
+PATH = "/forecast"
+TITLE = "Forecast"
+_INTRO = (
+    "The twin's estimated state (actual) against its forecasts 15, 30 and 60 minutes ahead, for any "
+    "location, and a congestion outlook of the zone for the next hour."
+)
+HORIZONS = (15, 30, 60)
+
+
+def _schema_hint() -> str:
+    def cols(spec: dict[str, str]) -> str:
+        return ", ".join(f"{c} {t}" for c, t in spec.items())
+
+    return f"{FORECAST_TABLE}({cols(FORECAST_COLUMNS)})\n{STATE_TABLE}({cols(STATE_COLUMNS)})"
+
+
+def layout(data: WorkspaceData) -> html.Div:
+    """The page, or an empty state naming the store tables it reads."""
+    forecasts, _state, note = data.store_tables()
+    if forecasts is None or forecasts.empty:
+        return page(
+            TITLE,
+            _INTRO,
+            empty_state(
+                "No forecasts yet",
+                (note + " " if note else "")
+                + "Forecasts appear here once the twin has ingested sensor feeds "
+                "and written its forecasts to the workspace store, in these tables:",
+                hint=_schema_hint(),
+            ),
+        )
+    locations = sorted(forecasts["edge"].astype(str).unique())
+    return page(
+        TITLE,
+        _INTRO,
+        html.Div(
+            [
+                html.Label("Location (edge)"),
+                dcc.Dropdown(id="fc-edge", options=locations, value=locations[0], clearable=False),
+            ],
+            className="control",
+        ),
+        html.Div(
+            [
+                html.Label("Horizon"),
+                dcc.RadioItems(
+                    id="fc-horizon",
+                    options=[{"label": f" {h} min", "value": h} for h in HORIZONS],
+                    value=15,
+                    inline=True,
+                ),
+            ],
+            className="control",
+        ),
+        html.Div([dcc.Graph(id="fc-flow"), dcc.Graph(id="fc-speed")], className="row2"),
+        html.H3("Congestion outlook: the next hour"),
+        html.Div(id="fc-outlook"),
+    )
+
+
+def register(app: dash.Dash, data: WorkspaceData) -> None:
+    """Register the page's callbacks on ``app``."""
+
+    @app.callback(
+        Output("fc-flow", "figure"),
+        Output("fc-speed", "figure"),
+        Input("fc-edge", "value"),
+        Input("fc-horizon", "value"),
+    )
+    def _series(edge: str | None, horizon: int | None) -> tuple[Any, Any]:
+        import plotly.graph_objects as go
+
+        forecasts, state, _ = data.store_tables()
+        figs = []
+        for col, label in (("flow_veh_h", "flow (veh/h)"), ("speed_kmh", "speed (km/h)")):
+            fig = go.Figure()
+            if state is not None and not state.empty:
+                s = state[state["edge"].astype(str) == str(edge)].sort_values("measured_at")
+                fig.add_trace(
+                    go.Scatter(x=s["measured_at"], y=s[col], name="actual (estimated state)", mode="lines")
+                )
+            if forecasts is not None:
+                f = forecasts[
+                    (forecasts["edge"].astype(str) == str(edge)) & (forecasts["horizon_min"] == horizon)
+                ]
+                f = f.sort_values("target_at")
+                fig.add_trace(
+                    go.Scatter(
+                        x=f["target_at"],
+                        y=f[col],
+                        name=f"predicted {horizon} min ahead",
+                        mode="lines",
+                        line={"dash": "dash"},
+                    )
+                )
+            fig.update_layout(
+                title=label,
+                height=300,
+                margin={"l": 50, "r": 10, "t": 40, "b": 30},
+                legend={"orientation": "h", "y": -0.2},
+            )
+            figs.append(fig)
+        return figs[0], figs[1]
+
+    @app.callback(Output("fc-outlook", "children"), Input("fc-horizon", "value"))
+    def _outlook(horizon: int | None) -> Any:
+        forecasts, _, _ = data.store_tables()
+        net = data.default_network()
+        if forecasts is None or forecasts.empty or net is None:
+            return empty_state(
+                "No outlook", "The outlook needs forecasts and the zone's network in the workspace."
+            )
+        view = data.network(net)
+        latest = forecasts[forecasts["issued_at"] == forecasts["issued_at"].max()]
+        limit = dict(zip(view.edges["id"], view.edges["speed"] * 3.6, strict=True))
+        children = []
+        for h in HORIZONS:
+            part = latest[latest["horizon_min"] == h]
+            ratio = {
+                str(e): float(v) / limit[str(e)]
+                for e, v in zip(part["edge"], part["speed_kmh"], strict=True)
+                if str(e) in limit and limit[str(e)] > 0
+            }
+            fig = network_figure(view, ratio=ratio, title=f"+{h} min", show_signals=False)
+            fig.update_layout(height=360, showlegend=h == 60)
+            children.append(
+                html.Div(dcc.Graph(figure=fig, config={"displayModeBar": False}), className="third")
+            )
+        return html.Div(children, className="row3")
