@@ -18,7 +18,7 @@ from pathlib import Path
 
 from roadtwin.errors import SimulationError
 
-__all__ = ["binary", "ensure_sumo", "popen", "run_tool", "sumo_home", "tool"]
+__all__ = ["binary", "ensure_sumo", "import_libsumo", "popen", "run_tool", "sumo_home", "tool"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -40,6 +40,21 @@ def ensure_sumo() -> Path:
     # libsumo warns on every import that pyarrow differs from its bundled arrow; reading works (GOTCHAS).
     os.environ.setdefault("PYTHONWARNINGS", "ignore")
     return home
+
+
+def import_libsumo():  # type: ignore[no-untyped-def]
+    """Import ``libsumo`` after :func:`ensure_sumo`, without its import-time chatter.
+
+    libsumo prints a warning when pyarrow's version differs from its bundled Arrow; reading its Parquet
+    output works in both import orders (GOTCHAS), so the line only confuses users.
+    """
+    ensure_sumo()
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        import libsumo
+    return libsumo
 
 
 def sumo_home() -> Path:

@@ -160,8 +160,7 @@ def start(cmd: Sequence[str], *, backend: Backend = DEFAULT_BACKEND, label: str 
     args = [str(a) for a in cmd]
     error_log = args[args.index("--error-log") + 1] if "--error-log" in args[:-1] else None
     if backend == "libsumo":
-        import libsumo
-
+        libsumo = toolchain.import_libsumo()
         try:
             with _native_stderr_captured() as captured:
                 libsumo.start(args)

@@ -113,9 +113,7 @@ _NETWORKS: dict[tuple[object, ...], SignalNetwork] = {}
 
 def _libsumo_busy() -> bool:
     """Whether a libsumo simulation is loaded in this process (a probe must not replace it)."""
-    toolchain.ensure_sumo()
-    import libsumo
-
+    libsumo = toolchain.import_libsumo()
     try:
         return bool(libsumo.simulation.isLoaded())
     except Exception:  # pragma: no cover - an older libsumo
