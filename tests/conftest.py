@@ -235,3 +235,35 @@ def grid_scenario(small_grid_net: Path):
 
 
 # --- end of sim scenario fixtures ----------------------------------------------------------------------
+
+
+# --- signal-control fixtures ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def signal_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 3x3 grid of signals with sidewalks and crossings, and 10 minutes of dense random trips."""
+    from roadtwin import toolchain
+
+    folder = tmp_path_factory.mktemp("signal-grid")
+    net, trips = folder / "grid.net.xml", folder / "trips.xml"
+    toolchain.run_tool(
+        [
+            toolchain.binary("netgenerate"), "--grid", "--grid.number", "3", "--grid.length", "120",
+            "--default.lanenumber", "1", "-j", "traffic_light",
+            "--sidewalks.guess", "true", "--crossings.guess", "true", "-o", net,
+        ],
+        what="netgenerate",
+    )  # fmt: skip
+    toolchain.run_tool(
+        [
+            toolchain.tool("randomTrips.py"), "-n", net, "-o", trips, "-e", "600", "-p", "0.5",
+            "--seed", "1", "--fringe-factor", "10", "--min-distance", "200",
+        ],
+        what="randomTrips",
+        cwd=folder,  # randomTrips drops a routes file into its working directory
+    )  # fmt: skip
+    return net, trips
+
+
+# --- end of signal-control fixtures --------------------------------------------------------------------

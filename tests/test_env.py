@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from roadtwin import toolchain
 from roadtwin.errors import ConfigError, InputError, SimulationError
 
 gymnasium = pytest.importorskip("gymnasium")
@@ -42,26 +41,9 @@ needs_resco = pytest.mark.skipif(not _has_sumo_rl(), reason="sumo-rl (the bench 
 
 
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """A 3x3 grid of signals (sidewalks, crossings) with 10 minutes of dense random trips."""
-    folder = tmp_path_factory.mktemp("env-grid")
-    net, trips = folder / "grid.net.xml", folder / "trips.xml"
-    toolchain.run_tool(
-        [
-            toolchain.binary("netgenerate"), "--grid", "--grid.number", "3", "--grid.length", "120",
-            "--default.lanenumber", "1", "-j", "traffic_light",
-            "--sidewalks.guess", "true", "--crossings.guess", "true", "-o", net,
-        ],
-        what="netgenerate",
-    )  # fmt: skip
-    toolchain.run_tool(
-        [
-            toolchain.tool("randomTrips.py"), "-n", net, "-o", trips, "-e", "600", "-p", "0.5",
-            "--seed", "1", "--fringe-factor", "10", "--min-distance", "200",
-        ],
-        what="randomTrips",
-        cwd=trips.parent,  # randomTrips drops a routes file into its working directory
-    )  # fmt: skip
+def grid(signal_grid: tuple[Path, Path]) -> dict[str, Any]:
+    """The 3x3 signal grid with sidewalks and crossings (conftest), first 5 minutes."""
+    net, trips = signal_grid
     return {"net_file": net, "route_files": trips, "begin": 0, "end": 300}
 
 

@@ -24,31 +24,9 @@ from roadtwin.sim.signals import (
 pytestmark = pytest.mark.timeout(120)
 
 
-def _build_grid(folder: Path) -> tuple[Path, Path]:
-    """A 3x3 grid of signals with sidewalks and pedestrian crossings, and 10 minutes of random trips."""
-    net, trips = folder / "grid.net.xml", folder / "trips.xml"
-    toolchain.run_tool(
-        [
-            toolchain.binary("netgenerate"), "--grid", "--grid.number", "3", "--grid.length", "120",
-            "--default.lanenumber", "1", "-j", "traffic_light",
-            "--sidewalks.guess", "true", "--crossings.guess", "true", "-o", net,
-        ],
-        what="netgenerate",
-    )  # fmt: skip
-    toolchain.run_tool(
-        [
-            toolchain.tool("randomTrips.py"), "-n", net, "-o", trips, "-e", "600", "-p", "0.5",
-            "--seed", "1", "--fringe-factor", "10", "--min-distance", "200",
-        ],
-        what="randomTrips",
-        cwd=trips.parent,  # randomTrips drops a routes file into its working directory
-    )  # fmt: skip
-    return net, trips
-
-
 @pytest.fixture(scope="module")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return _build_grid(tmp_path_factory.mktemp("signals-grid"))
+def grid(signal_grid: tuple[Path, Path]) -> tuple[Path, Path]:
+    return signal_grid
 
 
 @pytest.fixture(scope="module")
