@@ -12,7 +12,8 @@ from roadtwin.cli import main
 
 COMMANDS = [
     [], ["demo"], ["maps"], ["maps", "build"], ["maps", "export"], ["sim"], ["sim", "run"],
-    ["agents"], ["agents", "eval"], ["agents", "train"], ["twin"], ["twin", "sense"], ["twin", "ingest"], ["dash"],
+    ["agents"], ["agents", "eval"], ["agents", "train"], ["twin"], ["twin", "sense"], ["twin", "ingest"], ["twin", "estimate"], ["twin", "calibrate"],
+    ["twin", "forecast", "generate"], ["twin", "forecast", "train"], ["twin", "forecast", "eval"], ["dash"],
 ]  # fmt: skip
 
 

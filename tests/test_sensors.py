@@ -27,6 +27,7 @@ SCENARIO = {
     "end": "07:55",
     "seed": 1,
     "demand": {"veh_per_hour": 3000},
+    "pedestrians": {"per_hour": 600},  # walkers must never become connected-vehicle probes
 }
 PENETRATION, NOISE_M = 0.3, 8.0
 
@@ -109,6 +110,7 @@ def test_probes_follow_the_configured_model(sensed: Path) -> None:
     feed = pq.read_table(sensed / "feeds" / "probe.parquet").to_pandas()
     tripinfo = (sensed / "tripinfo.xml").read_text()
     vehicles = tripinfo.count("<tripinfo ")
+    assert not truth["vehicle_id"].str.startswith("ped").any(), "a walker reported as a probe"
     share = truth["vehicle_id"].nunique() / vehicles
     assert abs(share - PENETRATION) < 0.08, share
     # 5 s between reports of one probe; about 2 % lost

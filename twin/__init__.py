@@ -1,8 +1,10 @@
-"""The twin: sensor models and feeds, and the store they are ingested into.
+"""The twin: sensor models and feeds, the store they are ingested into, state estimation and calibration.
 
 Importing this package loads neither DuckDB nor torch; :class:`Store` opens DuckDB when created.
 """
 
+from roadtwin.twin.calibration import CalibrationResult, calibrate, geh, loop_counts
+from roadtwin.twin.estimation import STATE_COLUMNS, estimate_state, score_state, write_state
 from roadtwin.twin.schemas import FEED_KINDS, FIELDS, KEYS, SCHEMAS, SENSORS_SCHEMA, detect_kind
 from roadtwin.twin.sensors import ProbeModel, SenseResult, SensorModel, placement, reference_day, sense
 from roadtwin.twin.store import FileReport, IngestReport, Store, ingest
@@ -13,15 +15,23 @@ __all__ = [
     "KEYS",
     "SCHEMAS",
     "SENSORS_SCHEMA",
+    "STATE_COLUMNS",
+    "CalibrationResult",
     "FileReport",
     "IngestReport",
     "ProbeModel",
     "SenseResult",
     "SensorModel",
     "Store",
+    "calibrate",
     "detect_kind",
+    "estimate_state",
+    "geh",
     "ingest",
+    "loop_counts",
     "placement",
     "reference_day",
+    "score_state",
     "sense",
+    "write_state",
 ]

@@ -547,7 +547,9 @@ def sense(
         if chosen:
             extra += ["--fcd-output", str(work / "fcd.parquet"), "--fcd-output.geo", "true",
                       "--fcd-output.attributes", "id,x,y,speed,angle", "--device.fcd.period", "1",
-                      "--device.fcd.explicit", ",".join(chosen)]  # fmt: skip
+                      "--device.fcd.explicit", ",".join(chosen),
+                      # walkers are not connected vehicles (and would break the vehicle columns)
+                      "--person-device.fcd.probability", "0"]  # fmt: skip
         sim_inputs = dataclasses.replace(
             inputs, additional_files=(*inputs.additional_files, add), extra_args=tuple(extra)
         )
