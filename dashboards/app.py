@@ -45,6 +45,8 @@ def create_app(*, workspace: Path) -> dash.Dash:
         assets_folder=str(Path(__file__).parent / "assets"),
         suppress_callback_exceptions=True,
         update_title=None,
+        # Load plotly.js with the other scripts, not after the first callback: the map shows ~1 s sooner.
+        eager_loading=True,
     )
     nav = html.Nav(
         [html.Span("RoadTwin", className="brand")]

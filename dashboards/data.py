@@ -415,6 +415,7 @@ class WorkspaceData:
 
     def junction_table(self, run_id: str) -> pd.DataFrame:
         """Whole-run KPIs of every signal: ``signal, name, delay_s, queue_veh, vehicles``, worst first."""
+        import numpy as np
         import pandas as pd
 
         cols = ["signal", "name", "delay_s", "queue_veh", "vehicles"]
@@ -430,20 +431,29 @@ class WorkspaceData:
             left=("left", "sum"),
             arrived=("arrived", "sum"),
         )
-        rows = []
-        for s in view.signals.itertuples():
-            part = per_edge.reindex([e for e in s.incoming if e in per_edge.index])
-            vehicles = float((part["left"] + part["arrived"]).sum())
-            rows.append(
-                {
-                    "signal": s.id,
-                    "name": s.name,
-                    "delay_s": float(part["timeLoss"].sum()) / max(vehicles, 1.0),
-                    "queue_veh": float(part["waiting"].sum()) / span,
-                    "vehicles": vehicles,
-                }
-            )
-        return pd.DataFrame(rows, columns=cols).sort_values("delay_s", ascending=False).reset_index(drop=True)
+        # One join and one group-by over (signal position, incoming edge) pairs, not a reindex per signal.
+        signals = view.signals
+        links = pd.DataFrame(
+            [(i, e) for i, ins in enumerate(signals["incoming"]) for e in ins], columns=["pos", "edge"]
+        )
+        sums = (
+            links.join(per_edge, on="edge", how="inner")
+            .groupby("pos")[["timeLoss", "waiting", "left", "arrived"]]
+            .sum()
+            .reindex(range(len(signals)), fill_value=0.0)
+        )
+        vehicles = (sums["left"] + sums["arrived"]).astype(float).to_numpy()
+        out = pd.DataFrame(
+            {
+                "signal": signals["id"].to_numpy(),
+                "name": signals["name"].to_numpy(),
+                "delay_s": sums["timeLoss"].astype(float).to_numpy() / np.maximum(vehicles, 1.0),
+                "queue_veh": sums["waiting"].astype(float).to_numpy() / span,
+                "vehicles": vehicles,
+            },
+            columns=cols,
+        )
+        return out.sort_values("delay_s", ascending=False, kind="stable").reset_index(drop=True)
 
     # --- evaluations ----------------------------------------------------------------------------------
 

@@ -120,8 +120,9 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
             figs.append(fig)
         return figs[0], figs[1]
 
-    @app.callback(Output("fc-outlook", "children"), Input("fc-horizon", "value"))
-    def _outlook(horizon: int | None) -> Any:
+    # The outlook draws every horizon, so it runs once when the page loads, not on each horizon choice.
+    @app.callback(Output("fc-outlook", "children"), Input("fc-outlook", "id"))
+    def _outlook(_id: str | None) -> Any:
         forecasts, _, _ = data.store_tables()
         net = data.default_network()
         if forecasts is None or forecasts.empty or net is None:
