@@ -7,7 +7,7 @@ then the goals: MAE at least 30 % below the best baseline at 30 and 60 min, and 
 (batch 1) under 20 ms on this CPU.
 
     python benchmarks/forecast.py --run roadtwin-data/forecast/RUN
-    python benchmarks/forecast.py --days-dir roadtwin-data/forecast/days/DAYS --epochs 40 --out /tmp/fc-run
+    python benchmarks/forecast.py --days-dir roadtwin-data/forecast/days/DAYS --epochs 40 --out roadtwin-data/forecast/bench-run
 """
 
 from __future__ import annotations
