@@ -29,11 +29,7 @@ SCENARIO = {
     "demand": {"veh_per_hour": 2500},
     "pedestrians": {"per_hour": 0},
 }
-CLI = (
-    "import sys; from roadtwin.cli import app, main; from roadtwin.twin.commands import app as twin;"
-    "[app.add_typer(twin, name='twin') for _ in [0] if 'twin' not in [g.name for g in app.registered_groups]];"
-    "sys.exit(main(sys.argv[1:]))"
-)
+CLI = ("-m", "roadtwin.cli")  # the installed CLI, as a user runs it
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +99,7 @@ def test_cli_calibrate_writes_a_calibration_folder(days, tmp_path: Path) -> None
     conf = tmp_path / "cal.yaml"
     conf.write_text(yaml.safe_dump({"iterations": 1, "count_interval_s": 300}), encoding="utf-8")
     out = subprocess.run(
-        [sys.executable, "-c", CLI, "twin", "calibrate", "--observed", str(observed), "--holdout", str(holdout),
+        [sys.executable, *CLI, "twin", "calibrate", "--observed", str(observed), "--holdout", str(holdout),
          "--out", str(tmp_path / "c"), "--config", str(conf)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip

@@ -37,11 +37,7 @@ SCENARIO = {
     "demand": {"veh_per_hour": 3000},
     "pedestrians": {"per_hour": 0},
 }
-CLI = (
-    "import sys; from roadtwin.cli import app, main; from roadtwin.twin.commands import app as twin;"
-    "[app.add_typer(twin, name='twin') for _ in [0] if 'twin' not in [g.name for g in app.registered_groups]];"
-    "sys.exit(main(sys.argv[1:]))"
-)
+CLI = ("-m", "roadtwin.cli")  # the installed CLI, as a user runs it
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +138,7 @@ def test_bad_resolution_is_one_clear_error(sensed) -> None:
 
 def test_cli_estimate_writes_both_resolutions(sensed, tmp_path: Path) -> None:
     run, _ = sensed
-    out = subprocess.run([sys.executable, "-c", CLI, "twin", "estimate", str(run), "--workspace", str(tmp_path)],
+    out = subprocess.run([sys.executable, *CLI, "twin", "estimate", str(run), "--workspace", str(tmp_path)],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.returncode == 0, out.stderr
     for res in (60, 300):

@@ -28,12 +28,9 @@ needs_resco = pytest.mark.skipif(not _has_resco(), reason="sumo-rl's RESCO netwo
 
 @pytest.fixture(scope="module")
 def cli_main():
-    """``roadtwin.cli.main`` with the ``agents`` group (registered here until cli.py does it)."""
+    """``roadtwin.cli.main``."""
     from roadtwin import cli
-    from roadtwin.agents.commands import app as agents_app
 
-    if not any(g.name == "agents" for g in cli.app.registered_groups):
-        cli.app.add_typer(agents_app, name="agents")
     return cli.main
 
 

@@ -20,11 +20,7 @@ SENSORS = ["loop:1_2_1:stop", "loop:1_2_1:up", "loop:2_3_1:stop"]
 T0 = pd.Timestamp("2026-11-20 00:00", tz="UTC")
 NOW = pd.Timestamp("2026-11-21 00:00", tz="UTC").timestamp()
 
-CLI = (
-    "import sys; from roadtwin.cli import app, main; from roadtwin.twin.commands import app as twin;"
-    "[app.add_typer(twin, name='twin') for _ in [0] if 'twin' not in [g.name for g in app.registered_groups]];"
-    "sys.exit(main(sys.argv[1:]))"
-)
+CLI = ("-m", "roadtwin.cli")  # the installed CLI, as a user runs it
 
 
 def registry(folder: Path) -> Path:
@@ -181,7 +177,7 @@ def test_cli_ingest_goes_on_and_exits_2(tmp_path: Path) -> None:
     broken.write_bytes(good.read_bytes()[:100])
     missing = tmp_path / "nothing.parquet"
     out = subprocess.run(
-        [sys.executable, "-c", CLI, "twin", "ingest", str(broken), str(reg), str(good), str(missing),
+        [sys.executable, *CLI, "twin", "ingest", str(broken), str(reg), str(good), str(missing),
          "--workspace", str(ws)],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip

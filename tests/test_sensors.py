@@ -31,16 +31,12 @@ SCENARIO = {
 }
 PENETRATION, NOISE_M = 0.3, 8.0
 
-CLI = (
-    "import sys; from roadtwin.cli import app, main; from roadtwin.twin.commands import app as twin;"
-    "[app.add_typer(twin, name='twin') for _ in [0] if 'twin' not in [g.name for g in app.registered_groups]];"
-    "sys.exit(main(sys.argv[1:]))"
-)
+CLI = ("-m", "roadtwin.cli")  # the installed CLI, as a user runs it
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """Run ``roadtwin ARGS`` (with ``twin`` registered whether or not cli.py does it yet)."""
-    return subprocess.run([sys.executable, "-c", CLI, *args], capture_output=True, text=True, timeout=300)
+    """Run ``roadtwin ARGS``."""
+    return subprocess.run([sys.executable, *CLI, *args], capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")

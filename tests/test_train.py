@@ -63,13 +63,8 @@ def _alive(pids: set[int]) -> set[int]:
 
 
 def _train_argv() -> list[str]:
-    """``roadtwin agents train`` when the CLI has the agents group, else the command on its own."""
-    from roadtwin import cli
-
-    groups = {g.name for g in cli.app.registered_groups}
-    if "agents" in groups:
-        return [sys.executable, "-m", "roadtwin.cli", "agents", "train"]
-    return [sys.executable, "-m", "roadtwin.agents.train"]
+    """``roadtwin agents train``."""
+    return [sys.executable, "-m", "roadtwin.cli", "agents", "train"]
 
 
 def _run_cli(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
