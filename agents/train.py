@@ -668,7 +668,26 @@ def train(
         for venv in (env, eval_env):
             if venv is not None:
                 venv.close()
+                _reap(venv)
     return run_dir
+
+
+def _reap(venv: Any, *, timeout_s: float = 10.0) -> None:
+    """Wait for a closed vector env's worker processes to end; kill those that do not.
+
+    SuperSuit's ``ProcConcatVec.close`` sends its workers a message they reject and joins them for
+    at most ten seconds in all; SB3's ``SubprocVecEnv`` joins without a limit. Either way no worker
+    may outlive training.
+    """
+    while venv is not None:
+        procs = list(getattr(venv, "procs", None) or getattr(venv, "processes", None) or [])
+        deadline = time.monotonic() + timeout_s
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5.0)
+        venv = getattr(venv, "venv", None)
 
 
 # --- CLI -------------------------------------------------------------------------------------------------------

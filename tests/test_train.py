@@ -62,6 +62,17 @@ def _alive(pids: set[int]) -> set[int]:
     return alive
 
 
+def _describe(pids: set[int]) -> dict[int, str]:
+    """Command line of each process (for a failure message)."""
+    out = {}
+    for pid in pids:
+        try:
+            out[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:300]
+        except OSError:
+            out[pid] = "?"
+    return out
+
+
 def _train_argv() -> list[str]:
     """``roadtwin agents train``."""
     return [sys.executable, "-m", "roadtwin.cli", "agents", "train"]
@@ -122,7 +133,8 @@ def test_shared_policy_on_three_signals_in_two_processes(tmp_path: Path) -> None
     deadline = time.monotonic() + 15
     while _alive(_descendants(os.getpid()) - before) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not _alive(_descendants(os.getpid()) - before), "worker processes left behind"
+    left = _alive(_descendants(os.getpid()) - before)
+    assert not left, f"worker processes left behind: {_describe(left)}"
 
 
 @pytest.mark.timeout(240)
