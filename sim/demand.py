@@ -23,7 +23,14 @@ from xml.etree import ElementTree as ET
 from roadtwin._io import write_text
 from roadtwin.toolchain import run_tool, tool
 
-__all__ = ["copy_routes", "interval_rates", "profile_factor", "random_trips", "write_vehicle_routes"]
+__all__ = [
+    "copy_routes",
+    "interval_rates",
+    "profile_factor",
+    "random_trips",
+    "write_routes",
+    "write_vehicle_routes",
+]
 
 
 def profile_factor(t: float, profile: Sequence[tuple[float, float]]) -> float:
@@ -167,15 +174,57 @@ def write_vehicle_routes(
     label
         Text for the file's header comment.
     """
+    vtypes = str(Path(vtypes_file).resolve())
+    return write_routes(
+        path,
+        net_file=net_file,
+        what="vehicles",
+        tag="vehicle",
+        prefix="veh",
+        begin=begin,
+        end=end,
+        rates=rates,
+        seed=seed,
+        label=label,
+        options=[
+            "-a", vtypes,
+            # duarouter copies the vTypes into its output unless told to write them elsewhere.
+            "--vtype-output", "vtypes.dup.xml",
+            "--fringe-factor", f"{fringe_factor:g}",
+            "--min-distance", f"{min_distance:g}",
+            "--trip-attributes", f'type="{type_id}" departLane="best" departSpeed="max"',
+        ],
+    )  # fmt: skip
+
+
+def write_routes(
+    path: str | os.PathLike[str],
+    *,
+    net_file: str | os.PathLike[str],
+    what: str,
+    tag: str,
+    prefix: str,
+    begin: float,
+    end: float,
+    rates: Sequence[float],
+    seed: int,
+    label: str = "",
+    options: Sequence[str] = (),
+) -> int:
+    """Write routed ``randomTrips.py`` output (``tag`` elements) to ``path`` atomically; return their number.
+
+    ``what`` names them in the file's header comment; no rate above 0 writes an empty ``<routes/>``.
+    Relative paths in ``options`` resolve in a temporary work folder beside ``path``.
+    """
     out = Path(path).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
-    header = f"RoadTwin vehicles{': ' + label if label else ''}; seed {seed}; randomTrips.py + duarouter"
+    header = f"RoadTwin {what}{': ' + label if label else ''}; seed {seed}; randomTrips.py + duarouter"
     if sum(rates) <= 0:
         write_text(out, f'<?xml version="1.0" encoding="UTF-8"?>\n<!-- {header} -->\n<routes/>\n')
         return 0
-    with tempfile.TemporaryDirectory(prefix=".vehicles-", dir=out.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=f".{what}-", dir=out.parent) as tmp:
         work = Path(tmp)
-        routes = work / "vehicles.rou.xml"
+        routes = work / f"{what}.rou.xml"
         random_trips(
             net_file=Path(net_file).resolve(),
             routes=routes,
@@ -184,14 +233,7 @@ def write_vehicle_routes(
             end=end,
             rates=rates,
             seed=seed,
-            prefix="veh",
-            options=[
-                "-a", str(Path(vtypes_file).resolve()),
-                # duarouter copies the vTypes into its output unless told to write them elsewhere.
-                "--vtype-output", str(work / "vtypes.dup.xml"),
-                "--fringe-factor", f"{fringe_factor:g}",
-                "--min-distance", f"{min_distance:g}",
-                "--trip-attributes", f'type="{type_id}" departLane="best" departSpeed="max"',
-            ],
-        )  # fmt: skip
-        return copy_routes(routes, out, tag="vehicle", header=header)
+            prefix=prefix,
+            options=options,
+        )
+        return copy_routes(routes, out, tag=tag, header=header)

@@ -16,11 +16,9 @@ from __future__ import annotations
 import gzip
 import os
 import re
-import tempfile
 from pathlib import Path
 
-from roadtwin._io import write_text
-from roadtwin.sim.demand import copy_routes, random_trips
+from roadtwin.sim.demand import write_routes
 
 __all__ = ["PEDESTRIAN_MODEL", "pedestrian_network_problem", "pedestrian_options", "write_person_routes"]
 
@@ -78,30 +76,22 @@ def write_person_routes(
     label
         Text for the file's header comment.
     """
-    out = Path(path).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    header = f"RoadTwin pedestrians{': ' + label if label else ''}; seed {seed}; randomTrips.py + duarouter"
-    if per_hour <= 0:
-        write_text(out, f'<?xml version="1.0" encoding="UTF-8"?>\n<!-- {header} -->\n<routes/>\n')
-        return 0
-    with tempfile.TemporaryDirectory(prefix=".persons-", dir=out.parent) as tmp:
-        work = Path(tmp)
-        routes = work / "persons.rou.xml"
-        random_trips(
-            net_file=Path(net_file).resolve(),
-            routes=routes,
-            work=work,
-            begin=begin,
-            end=end,
-            rates=[per_hour],
-            seed=seed,
-            prefix="ped",
-            options=[
-                "--persons",
-                "--min-distance", f"{min_distance:g}",
-                "--max-distance", f"{max_distance:g}",
-                "--random-departpos",
-                "--random-arrivalpos",
-            ],
-        )  # fmt: skip
-        return copy_routes(routes, out, tag="person", header=header)
+    return write_routes(
+        path,
+        net_file=net_file,
+        what="pedestrians",
+        tag="person",
+        prefix="ped",
+        begin=begin,
+        end=end,
+        rates=[per_hour],
+        seed=seed,
+        label=label,
+        options=[
+            "--persons",
+            "--min-distance", f"{min_distance:g}",
+            "--max-distance", f"{max_distance:g}",
+            "--random-departpos",
+            "--random-arrivalpos",
+        ],
+    )  # fmt: skip
