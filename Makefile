@@ -10,7 +10,7 @@ TORCH  := torch==2.13.0
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 # mypy covers the core: the shared root modules, maps and sim.
-MYPY_PACKAGES := errors config toolchain workspace _io report maps sim
+MYPY_PACKAGES := errors config toolchain workspace _io report maps sim datasets
 
 .PHONY: help install browser demo test lint bench clean
 

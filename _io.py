@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -12,7 +13,15 @@ from typing import Any
 
 import yaml
 
-__all__ = ["atomic_dir", "atomic_path", "write_json", "write_text", "write_yaml"]
+__all__ = [
+    "atomic_dir",
+    "atomic_path",
+    "read_json",
+    "sha256_file",
+    "write_json",
+    "write_text",
+    "write_yaml",
+]
 
 
 @contextlib.contextmanager
@@ -67,3 +76,21 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
 def write_yaml(path: str | os.PathLike[str], data: Any) -> Path:
     """Write ``data`` as YAML (keys in their given order, Unicode kept), atomically."""
     return write_text(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def read_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a JSON object; a missing, unreadable or non-object file reads as ``{}``."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The SHA-256 hex digest of a file's bytes, read in 4 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()

@@ -28,6 +28,7 @@ app = typer.Typer(
 def _register() -> None:
     from roadtwin.agents.commands import app as agents_app
     from roadtwin.dashboards.commands import dash_command
+    from roadtwin.datasets.commands import app as datasets_app
     from roadtwin.demo import demo
     from roadtwin.maps.commands import app as maps_app
     from roadtwin.sim.commands import app as sim_app
@@ -39,6 +40,7 @@ def _register() -> None:
     app.add_typer(sim_app, name="sim", help="Run scenarios in SUMO.")
     app.add_typer(agents_app, name="agents", help="Signal controllers: evaluate and train them.")
     app.add_typer(twin_app, name="twin", help="Sensor feeds, the store and validated ingestion.")
+    app.add_typer(datasets_app, name="datasets", help="Export runs as synthetic driving datasets.")
 
 
 _register()

@@ -284,6 +284,9 @@ def _sumo_rl_worker(job: dict[str, Any]) -> dict[str, Any]:
             seed=0,
             verbose=0,
         )
+        from stable_baselines3.common.logger import Logger
+
+        model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes a folder in /tmp
         model.learn(total_timesteps=int(job["timesteps"]))
         steps = int(model.num_timesteps)
     finally:

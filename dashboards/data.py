@@ -32,32 +32,51 @@ __all__ = [
     "CONGESTION_BINS",
     "FORECAST_COLUMNS",
     "FORECAST_TABLE",
+    "METHOD_LABELS",
+    "METHOD_ORDER",
     "STATE_COLUMNS",
     "STATE_TABLE",
+    "ZONE_TIMEZONE",
     "NetworkView",
     "PathOutsideWorkspace",
     "WorkspaceData",
     "resolve_inside",
 ]
 
-#: The twin's forecast table in ``workspace.store_path``: one row per (edge, issue time, horizon).
+#: The twin's forecast table in ``workspace.store_path`` (written by ``roadtwin.twin.predict.write_forecasts``):
+#: one row per (edge, issue time, horizon, method). ``issued_at`` is the end of the last interval the
+#: forecaster saw, ``target_at = issued_at + horizon`` the end of the predicted interval of ``resolution_s``.
 FORECAST_TABLE = "forecasts"
-#: Its columns and DuckDB types: ``edge`` is a SUMO edge id of the zone's network.
 FORECAST_COLUMNS: dict[str, str] = {
-    "edge": "VARCHAR",
+    "edge": "VARCHAR",  # a SUMO edge id of the zone's network
     "issued_at": "TIMESTAMPTZ",
     "horizon_min": "INTEGER",  # 15, 30 or 60
-    "target_at": "TIMESTAMPTZ",  # issued_at + horizon
+    "target_at": "TIMESTAMPTZ",
+    "resolution_s": "INTEGER",
     "flow_veh_h": "DOUBLE",
     "speed_kmh": "DOUBLE",
+    "method": "VARCHAR",  # model, persistence, historical_average
 }
-#: The twin's estimated state in the store: one row per (edge, time), the "actual" of the forecasts.
+#: The twin's estimated state in the store (``roadtwin.twin.estimation.write_state``): one row per (edge,
+#: interval, resolution), the "actual" of the forecasts.
 STATE_TABLE = "state"
 STATE_COLUMNS: dict[str, str] = {
     "edge": "VARCHAR",
-    "measured_at": "TIMESTAMPTZ",
-    "flow_veh_h": "DOUBLE",
+    "interval_start": "TIMESTAMPTZ",
+    "resolution_s": "INTEGER",  # 60 or 300
     "speed_kmh": "DOUBLE",
+    "flow_veh_h": "DOUBLE",
+    "density_veh_km": "DOUBLE",
+    "confidence": "DOUBLE",
+}
+#: The zone's local time: store times are UTC and shown in it.
+ZONE_TIMEZONE = "Asia/Shanghai"
+#: Forecast methods in order of preference when the store holds several.
+METHOD_ORDER = ("model", "historical_average", "persistence")
+METHOD_LABELS = {
+    "model": "trained forecaster",
+    "historical_average": "historical average",
+    "persistence": "persistence baseline",
 }
 
 #: Congestion classes of an edge by speed relative to its limit: (lower bound, label, colour).
@@ -584,6 +603,47 @@ class WorkspaceData:
         if not path.is_file():
             return None, None, "There is no twin store in this workspace yet (roadtwin.duckdb)."
         return self._store(path)
+
+    def twin_forecasts(self) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:
+        """Forecasts of the preferred method (:data:`METHOD_ORDER`) and the state at their resolution.
+
+        Both get local times (:data:`ZONE_TIMEZONE`): forecasts ``issued``, ``at`` (the end of the predicted
+        interval); state ``at`` (the end of the estimated interval), so that the two line up. Returns
+        ``(forecasts, state, method)``; ``None`` where the store lacks a table or rows.
+        """
+        import pandas as pd
+
+        forecasts, state, _ = self.store_tables()
+        if forecasts is None or forecasts.empty:
+            return None, None, ""
+        present = [str(m) for m in forecasts["method"].dropna().unique()]
+        method = min(present, key=lambda m: METHOD_ORDER.index(m) if m in METHOD_ORDER else len(METHOD_ORDER))
+        f = forecasts[forecasts["method"] == method].sort_values(["issued_at", "horizon_min", "edge"])
+        f["issued"] = pd.to_datetime(f["issued_at"], utc=True).dt.tz_convert(ZONE_TIMEZONE)
+        f["at"] = pd.to_datetime(f["target_at"], utc=True).dt.tz_convert(ZONE_TIMEZONE)
+        res = int(f["resolution_s"].mode().iloc[0]) if len(f) else 300
+        st = None
+        if state is not None and not state.empty:
+            st = state[state["resolution_s"] == res].sort_values(["interval_start", "edge"])
+            st["at"] = (
+                pd.to_datetime(st["interval_start"], utc=True) + pd.Timedelta(seconds=res)
+            ).dt.tz_convert(ZONE_TIMEZONE)
+        return f, st, method
+
+    def estimated_state(self, *, resolution_s: int = 300) -> pd.DataFrame | None:
+        """The store's estimated state at ``resolution_s`` with ``tod_s``: local seconds of the day of each
+        interval's start (the clock of a run's edge data); ``None`` without rows."""
+        import pandas as pd
+
+        _, state, _ = self.store_tables()
+        if state is None or state.empty:
+            return None
+        st = state[state["resolution_s"] == resolution_s].copy()
+        if st.empty:
+            return None
+        local = pd.to_datetime(st["interval_start"], utc=True).dt.tz_convert(ZONE_TIMEZONE)
+        st["tod_s"] = (local.dt.hour * 3600 + local.dt.minute * 60 + local.dt.second).astype(float)
+        return st
 
     @_by_mtime
     def _store(self, path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from roadtwin._io import read_json
+
 __all__ = [
     "CONTROLLER_CHOICES",
     "WEATHER_CHOICES",
@@ -80,14 +82,6 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def _jobs_dir(workspace: Path) -> Path:
     return Path(workspace).resolve() / "whatif"
 
@@ -134,13 +128,13 @@ def job_status(*, workspace: Path, job_id: str) -> dict[str, Any]:
     job_dir = _job_dir(workspace, job_id)
     if job_dir is None or not job_dir.is_dir():
         return {"state": "unknown", "fraction": 0.0, "message": "no such job"}
-    status = _read_json(job_dir / "progress.json")
+    status = read_json(job_dir / "progress.json")
     proc = _PROCS.get(job_id)
     if status.get("state") in ("starting", "running") and proc is not None and proc.poll() is not None:
         # The process ended without saying so (killed, crashed): report it rather than spin forever.
         status = {"state": "failed", "fraction": status.get("fraction", 0.0), "message": _last_line(job_dir)}
     if status.get("state") == "done":
-        status["result"] = _read_json(job_dir / "result.json")
+        status["result"] = read_json(job_dir / "result.json")
     return status
 
 
@@ -240,13 +234,13 @@ def _main(job_dir: Path, workspace: Path) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, interrupt)
-    request = WhatIfRequest(**_read_json(job_dir / "request.json"))
+    request = WhatIfRequest(**read_json(job_dir / "request.json"))
     baseline_file = (
         _jobs_dir(workspace)
         / "baselines"
         / f"{request.begin.replace(':', '')}_{request.minutes}_{request.seed}.json"
     )
-    baseline = _read_json(baseline_file)
+    baseline = read_json(baseline_file)
     if baseline and not (workspace / "runs" / str(baseline.get("run_id")) / "metrics.json").is_file():
         baseline = {}
     steps = [("what-if", request)] + (

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
+from pydantic import Field, field_validator
 
 from roadtwin.config import StrictModel, load_options
 from roadtwin.sim.backend import DEFAULT_BACKEND, Backend
@@ -25,6 +26,15 @@ class RunOptions(StrictModel):
     seed: int | None = None
     time_to_teleport: float = -1
     progress: bool = True
+    record: list[Literal["fcd", "signals"]] = Field(default_factory=list)
+
+    @field_validator("record", mode="before")
+    @classmethod
+    def _split_record(cls, value: object) -> object:
+        # ``--record fcd,signals`` on the command line; a list or the same string in YAML.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
 
 
 @app.command("run")
@@ -43,12 +53,20 @@ def run(
     progress: Annotated[
         bool | None, typer.Option("--progress/--no-progress", help="Show a progress bar.")
     ] = None,
+    record: Annotated[
+        str | None,
+        typer.Option(
+            help="Record for a dataset, comma-separated: fcd (trajectories, fcd.parquet), "
+            "signals (signal states, signals.xml). For roadtwin datasets export."
+        ),
+    ] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file with any of these options.")] = None,
 ) -> None:
     """Simulate a scenario under its network's own signal programs; write a run folder.
 
     The run folder holds the exact config, SUMO's tripinfo, metrics and plots. To run other signal
-    controllers, use ``roadtwin agents eval``.
+    controllers, use ``roadtwin agents eval``. ``--record fcd,signals`` also records what
+    ``roadtwin datasets export`` needs.
     """
     from rich.console import Console
 
@@ -59,6 +77,7 @@ def run(
     opts = load_options(
         RunOptions, config=config, scenario=scenario, backend=backend,
         workspace=workspace, seed=seed, time_to_teleport=time_to_teleport, progress=progress,
+        record=record,
     )  # fmt: skip
     sc = load_scenario(opts.scenario)
     if opts.seed is not None:
@@ -69,6 +88,7 @@ def run(
         backend=opts.backend,
         time_to_teleport=opts.time_to_teleport,
         progress=opts.progress,
+        record=tuple(opts.record),
     )
     print_metrics(Console(), result.metrics.as_dict(), title=f"{sc.name} ({opts.backend})")
     typer.echo(f"run folder: {result.run_dir}")

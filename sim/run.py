@@ -2,9 +2,11 @@
 
 A run folder (``runs/{scenario}__{controller}__{seed}__{timestamp}/``) holds ``config.yaml`` (the exact,
 validated config), ``inputs/`` (routes, vehicle types, closures), SUMO's ``tripinfo.xml``,
-``summary.xml`` and ``statistics.xml``, ``sumo.log``, ``metrics.json`` and ``plot.png``. Every file is
-written under a temporary name and renamed when whole; ``metrics.json`` is written last, so a run is
-complete exactly when it has one. A failed or interrupted run gets ``error.txt`` instead, and its SUMO
+``summary.xml`` and ``statistics.xml``, ``sumo.log``, ``metrics.json`` and ``plot.png``; a run recorded
+for a dataset (``record``) also holds ``fcd.parquet`` and ``fcd-persons.parquet`` (SUMO's native FCD
+Parquet: every vehicle and every person every step) and ``signals.xml`` (SUMO's ``SaveTLSSwitchStates``: every signal state change).
+Every file is written under a temporary name and renamed when whole; ``metrics.json`` is written last,
+so a run is complete exactly when it has one. A failed or interrupted run gets ``error.txt`` instead, and its SUMO
 is closed (or killed) on the way out.
 """
 
@@ -36,8 +38,10 @@ from roadtwin.sim.scenario import Scenario
 from roadtwin.workspace import Workspace
 
 __all__ = [
+    "FCD_ATTRIBUTES",
     "FIXED",
     "OUTPUTS",
+    "RECORDINGS",
     "RunResult",
     "compute_metrics",
     "resolve_network",
@@ -52,6 +56,15 @@ FIXED = "fixed"
 
 #: SUMO outputs of a run, written as ``NAME.tmp.xml`` and renamed to ``NAME.xml`` when whole.
 OUTPUTS = ("tripinfo", "summary", "statistics", "edgedata")
+
+#: What a run can record for a dataset (``record=``), and the files each becomes in the run folder.
+RECORDINGS: dict[str, tuple[str, ...]] = {
+    "fcd": ("fcd.parquet", "fcd-persons.parquet"),
+    "signals": ("signals.xml",),
+}
+
+#: FCD attributes a recorded run writes (``edge`` is where persons are; vehicles have ``lane``).
+FCD_ATTRIBUTES = "x,y,angle,type,speed,lane,edge,acceleration"
 
 #: Aggregation period of the per-edge output (speed, density, occupancy, flow per edge).
 EDGEDATA_PERIOD_S = 300
@@ -91,14 +104,30 @@ def resolve_network(scenario: Scenario, *, workspace: Workspace) -> Path:
     return path
 
 
+def _check_record(record: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Return ``record`` deduplicated in :data:`RECORDINGS` order; raise ``ValueError`` on an unknown kind."""
+    unknown = [r for r in record if r not in RECORDINGS]
+    if unknown:
+        raise ValueError(f"unknown recording {unknown[0]!r}: expected any of {', '.join(RECORDINGS)}")
+    return tuple(r for r in RECORDINGS if r in record)
+
+
 def sumo_command(
-    inputs: SimInputs, *, out_dir: Path, time_to_teleport: float = -1, outputs: bool = True
+    inputs: SimInputs,
+    *,
+    out_dir: Path,
+    time_to_teleport: float = -1,
+    outputs: bool = True,
+    record: tuple[str, ...] = (),
 ) -> list[str]:
     """Return the ``sumo`` command line for ``inputs``, writing outputs under ``out_dir``.
 
     Output files get temporary names (``*.tmp.xml``); :func:`simulate` renames them when whole. With
-    ``outputs``, also writes ``out_dir/outputs.add.xml`` (5-minute per-edge aggregates).
+    ``outputs``, also writes ``out_dir/outputs.add.xml`` (5-minute per-edge aggregates). ``record``
+    adds the dataset recordings of :data:`RECORDINGS`: ``"fcd"`` (``fcd.tmp.parquet`` for vehicles and
+    ``fcd-persons.tmp.parquet`` for persons, the columns of :data:`FCD_ATTRIBUTES`) and ``"signals"`` (``signals.tmp.xml``, needs ``outputs``).
     """
+    record = _check_record(record)
     cmd = [
         toolchain.binary("sumo"),
         "-n", str(inputs.net_file),
@@ -114,6 +143,14 @@ def sumo_command(
         cmd += ["-r", ",".join(str(p) for p in inputs.route_files)]
     if inputs.additional_files and not outputs:
         cmd += ["-a", ",".join(str(p) for p in inputs.additional_files)]
+    if "fcd" in record:
+        # Only the columns a dataset uses. Persons go to their own file: they have no acceleration, and
+        # SUMO's Parquet writer logs an error for every person row that lacks a vehicle column.
+        cmd += [
+            "--fcd-output", str(out_dir / "fcd.tmp.parquet"),
+            "--person-fcd-output", str(out_dir / "fcd-persons.tmp.parquet"),
+            "--fcd-output.attributes", FCD_ATTRIBUTES,
+        ]  # fmt: skip
     if outputs:
         cmd += [
             "--tripinfo-output", str(out_dir / "tripinfo.tmp.xml"),
@@ -123,10 +160,16 @@ def sumo_command(
         ]  # fmt: skip
         # keep in step with OUTPUTS
         outputs_add = out_dir / "outputs.add.xml"
+        # State changes only (not every step): the export expands them per step.
+        signals = (
+            '    <timedEvent type="SaveTLSSwitchStates" dest="signals.tmp.xml"/>\n'
+            if "signals" in record
+            else ""
+        )
         write_text(
             outputs_add,
             f'<additional>\n    <edgeData id="edges" period="{EDGEDATA_PERIOD_S}" '
-            f'file="edgedata.tmp.xml" excludeEmpty="true"/>\n</additional>\n',
+            f'file="edgedata.tmp.xml" excludeEmpty="true"/>\n{signals}</additional>\n',
         )
         cmd += ["-a", ",".join([*(str(p) for p in inputs.additional_files), str(outputs_add)])]
     return [*cmd, *inputs.extra_args]
@@ -178,6 +221,7 @@ def run_scenario(
     progress: bool | ProgressCallback = True,
     report: bool = True,
     step_chunk_s: float = 60.0,
+    record: tuple[str, ...] = (),
 ) -> RunResult:
     """Simulate ``scenario`` and write a complete run folder under ``workspace.runs``.
 
@@ -199,6 +243,9 @@ def run_scenario(
         Also write ``plot.png`` and ``network.png``.
     step_chunk_s
         Simulated seconds per call into SUMO when no controller acts in between.
+    record
+        Dataset recordings (:data:`RECORDINGS`): ``"fcd"`` (trajectories of every vehicle and person)
+        and ``"signals"`` (signal states), for ``roadtwin datasets export``.
     """
     net_file = resolve_network(scenario, workspace=workspace)
     return run_inputs(
@@ -213,6 +260,7 @@ def run_scenario(
         progress=progress,
         report=report,
         step_chunk_s=step_chunk_s,
+        record=record,
     )
 
 
@@ -229,6 +277,7 @@ def run_inputs(
     progress: bool | ProgressCallback = True,
     report: bool = True,
     step_chunk_s: float = 60.0,
+    record: tuple[str, ...] = (),
 ) -> RunResult:
     """Write a run folder for the inputs ``make_inputs(run_dir / "inputs")`` returns.
 
@@ -237,6 +286,7 @@ def run_inputs(
     ``config.yaml`` beside the run options.
     """
     controller_name = controller.name if controller is not None else FIXED
+    record = _check_record(record)
     run_dir = workspace.new_run_dir(scenario=name, controller=controller_name, seed=seed)
     try:
         inputs = make_inputs(run_dir / "inputs")
@@ -249,6 +299,7 @@ def run_inputs(
                     "controller": controller_name,
                     "controller_options": getattr(controller, "options", {}),
                     "time_to_teleport": time_to_teleport,
+                    **({"record": list(record)} if record else {}),
                     "network_file": str(inputs.net_file),
                     "seed": seed,
                     "roadtwin_version": __version__,
@@ -266,6 +317,7 @@ def run_inputs(
             time_to_teleport=time_to_teleport,
             progress=progress,
             step_chunk_s=step_chunk_s,
+            record=record,
         )
         metrics = compute_metrics(run_dir, inputs=inputs)
         if report:
@@ -306,15 +358,18 @@ def simulate(
     time_to_teleport: float = -1,
     progress: bool | ProgressCallback = False,
     step_chunk_s: float = 60.0,
+    record: tuple[str, ...] = (),
 ) -> float:
     """Drive SUMO over ``inputs`` from ``begin`` to ``end``, writing its outputs into ``out_dir``.
 
     Returns the wall time in seconds. SUMO is closed (or killed) on every exit; its outputs
     (``tripinfo.xml``, ``summary.xml``, ``statistics.xml``) appear under their final names only
     when the simulation completed. A runtime ``controller`` acts every ``decision_interval_s``;
-    otherwise SUMO runs in ``step_chunk_s`` chunks with no Python in between.
+    otherwise SUMO runs in ``step_chunk_s`` chunks with no Python in between. ``record`` adds the
+    dataset recordings (:data:`RECORDINGS`), renamed to their final names likewise.
     """
-    cmd = sumo_command(inputs, out_dir=out_dir, time_to_teleport=time_to_teleport)
+    record = _check_record(record)
+    cmd = sumo_command(inputs, out_dir=out_dir, time_to_teleport=time_to_teleport, record=record)
     wall = _drive(
         cmd,
         inputs=inputs,
@@ -327,6 +382,10 @@ def simulate(
     )
     for name in OUTPUTS:
         os.replace(out_dir / f"{name}.tmp.xml", out_dir / f"{name}.xml")
+    for kind in record:
+        for name in RECORDINGS[kind]:
+            final = out_dir / name
+            os.replace(final.with_name(f"{final.stem}.tmp{final.suffix}"), final)
     return wall
 
 

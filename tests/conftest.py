@@ -267,3 +267,43 @@ def signal_grid(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 # --- end of signal-control fixtures --------------------------------------------------------------------
+
+
+# --- datasets fixtures ---------------------------------------------------------------------------------
+
+#: The recorded window of :func:`recorded_run`: five minutes of the built-in morning peak.
+DATASET_WINDOW = ("07:30", "07:35")
+
+
+@pytest.fixture(scope="session")
+def recorded_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real run of 07:30-07:35 of ``yizhuang_morning_peak`` recorded with ``fcd`` and ``signals``.
+
+    About 64,000 FCD rows: cars, buses, trucks, automated vehicles (``av``) and pedestrians. Read-only.
+    """
+    import yaml
+
+    from roadtwin.sim.run import run_scenario
+    from roadtwin.sim.scenario import Scenario, builtin_scenario
+    from roadtwin.workspace import Workspace
+
+    data = yaml.safe_load(builtin_scenario().read_text(encoding="utf-8"))
+    data.update(begin=DATASET_WINDOW[0], end=DATASET_WINDOW[1])
+    ws = Workspace.at(tmp_path_factory.mktemp("datasets-ws"))
+    result = run_scenario(
+        Scenario.model_validate(data), workspace=ws, progress=False, report=False, record=("fcd", "signals")
+    )
+    return result.run_dir
+
+
+@pytest.fixture(scope="session")
+def exported_dataset(recorded_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dataset folder ``roadtwin datasets export`` writes for :func:`recorded_run` (read-only)."""
+    from roadtwin.datasets.export import export_run
+
+    return export_run(
+        recorded_run, out=tmp_path_factory.mktemp("datasets-export") / "dataset", progress=False
+    )
+
+
+# --- end of datasets fixtures --------------------------------------------------------------------------

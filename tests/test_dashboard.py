@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from roadtwin.dashboards.data import (
     FORECAST_COLUMNS,
-    FORECAST_TABLE,
     STATE_COLUMNS,
-    STATE_TABLE,
     PathOutsideWorkspace,
     WorkspaceData,
     resolve_inside,
@@ -42,7 +41,6 @@ PAGES = {"network": "/", "forecast": "/forecast", "signals": "/signals", "traini
 
 def _fill_extras(root: Path, run_id: str) -> None:
     """An evaluation, a training run with TensorBoard events, a dataset and a twin store with forecasts."""
-    import duckdb
     import pandas as pd
 
     evaluation = root / "evaluations" / "t__20260101-000000"
@@ -76,23 +74,31 @@ def _fill_extras(root: Path, run_id: str) -> None:
                                                        "files": ["trajectories.parquet"]}))  # fmt: skip
     (dataset / "trajectories.parquet").write_bytes(b"PAR1")
 
+    _twin_store(root)
+
+
+def _twin_store(root: Path) -> None:
+    """A store written by the twin's own writers: 5- and 1-minute state, and persistence forecasts."""
+    import numpy as np
+    import pandas as pd
+
+    from roadtwin.twin.estimation import write_state
+    from roadtwin.twin.predict import issue_forecasts, write_forecasts
+    from roadtwin.twin.store import Store
+    from roadtwin.workspace import Workspace
+
     edges = ["100_88", "101_89"]
-    times = pd.date_range("2026-01-01 07:00", periods=8, freq="15min", tz="UTC")
-    state = pd.DataFrame([{"edge": e, "measured_at": t, "flow_veh_h": 400.0 + i * 10, "speed_kmh": 40.0 - i}
-                          for e in edges for i, t in enumerate(times)])  # fmt: skip
-    forecasts = pd.DataFrame([{"edge": e, "issued_at": times[-1], "horizon_min": h,
-                               "target_at": t, "flow_veh_h": 420.0 + i * 10, "speed_kmh": 38.0 - i}
-                              for e in edges for h in (15, 30, 60) for i, t in enumerate(times)])  # fmt: skip
-    con = duckdb.connect(str(root / "roadtwin.duckdb"))
-    for table, columns, frame in (
-        (FORECAST_TABLE, FORECAST_COLUMNS, forecasts),
-        (STATE_TABLE, STATE_COLUMNS, state),
-    ):
-        con.execute(f"CREATE TABLE {table} ({', '.join(f'{c} {t}' for c, t in columns.items())})")
-        con.register("frame", frame)
-        con.execute(f"INSERT INTO {table} SELECT {', '.join(columns)} FROM frame")
-        con.unregister("frame")
-    con.close()
+    with Store.of(Workspace.at(root)) as store:
+        for res in (300, 60):
+            times = pd.date_range("2026-01-01 07:00", "2026-01-01 08:59", freq=f"{res}s", tz="Asia/Shanghai")
+            i = np.arange(len(times)) * res / 300
+            state = pd.DataFrame([{"edge": e, "interval_start": t.tz_convert("UTC"), "resolution_s": res,
+                                   "speed_kmh": 40.0 - k - 0.3 * i[j], "flow_veh_h": 400.0 + 10 * i[j] + 50 * k,
+                                   "density_veh_km": 10.0, "confidence": 0.8}
+                                  for k, e in enumerate(edges) for j, t in enumerate(times)])  # fmt: skip
+            write_state(state, run_dir=root / "state-run", store=store)
+            if res == 300:
+                write_forecasts(issue_forecasts(state)["persistence"], store=store)
 
 
 @pytest.fixture(scope="session")
@@ -289,6 +295,28 @@ def test_workspace_data_reads_the_small_workspace(workspace: Path) -> None:
     assert data.learning_curves(data.runs(kind="training").id[0])["tag"].nunique() == 2
     forecasts, state, note = data.store_tables()
     assert forecasts is not None and state is not None and not note
+
+
+def test_the_dashboard_reads_the_tables_the_twin_writes(workspace: Path) -> None:
+    from roadtwin.twin.estimation import STATE_COLUMNS as TWIN_STATE
+    from roadtwin.twin.predict import FORECAST_COLUMNS as TWIN_FORECASTS
+
+    assert STATE_COLUMNS == TWIN_STATE and FORECAST_COLUMNS == TWIN_FORECASTS
+    data = WorkspaceData(root=workspace)
+    forecasts, state, method = data.twin_forecasts()
+    assert method == "persistence" and forecasts is not None and state is not None
+    assert set(forecasts["horizon_min"]) == {15, 30, 60} and (state["resolution_s"] == 300).all()
+    # A persistence forecast 15 min ahead is the state 15 min earlier: it lines up with the actual by time.
+    f = forecasts[(forecasts["edge"] == "100_88") & (forecasts["horizon_min"] == 15)].set_index("at")
+    s = state[state["edge"] == "100_88"].set_index("at").sort_index()
+    assert f.index[0].hour == 7 and str(f.index.tz) == "Asia/Shanghai"
+    lag = s["flow_veh_h"].shift(3).reindex(f.index)
+    ok = lag.notna()
+    assert ok.sum() >= 18 and np.allclose(f.loc[ok, "flow_veh_h"], lag[ok])
+    local = data.estimated_state(resolution_s=300)
+    assert (
+        local is not None and local["tod_s"].min() == 7 * 3600 and local["tod_s"].max() == 8 * 3600 + 55 * 60
+    )
 
 
 # --- the browser ----------------------------------------------------------------------------------------

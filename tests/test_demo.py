@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 
-def test_demo_compares_fixed_time_with_the_best_controller(tmp_path: Path) -> None:
+def test_demo_compares_fixed_time_with_the_best_controller_and_runs_the_twin(tmp_path: Path) -> None:
     scenario = tmp_path / "short.yaml"
     scenario.write_text(
         yaml.safe_dump(
@@ -47,12 +47,22 @@ def test_demo_compares_fixed_time_with_the_best_controller(tmp_path: Path) -> No
     report = ws / "reports" / "demo.html"
     html = report.read_text()
     assert "fixed-time against max-pressure" in html
-    assert html.count("data:image/png;base64,") >= 5  # comparison + two maps + two run plots
+    assert html.count("data:image/png;base64,") >= 6  # comparison + two maps + two run plots + forecast
     assert "OpenStreetMap contributors" in html
     runs = sorted(p.name.split("__")[1] for p in (ws / "runs").iterdir())
     assert runs == ["fixed", "max-pressure"]
     for run in (ws / "runs").iterdir():
         assert (run / "metrics.json").exists()
+    # The twin: the fixed-time run was sensed, its state estimated and forecast into the store.
+    assert "The twin: forecast against actual" in html and "persistence" in html
+    assert "sensor feeds" in out.stdout and "issued 2 forecasts" in out.stdout
+    fixed = next(p for p in (ws / "runs").iterdir() if "__fixed__" in p.name)
+    assert (fixed / "feeds" / "loop.parquet").is_file() and (fixed / "state" / "edges_300.parquet").is_file()
+    from roadtwin.dashboards.data import WorkspaceData
+
+    forecasts, state, method = WorkspaceData(root=ws).twin_forecasts()
+    assert method == "persistence" and forecasts is not None and state is not None
+    assert set(forecasts["horizon_min"]) == {15, 30, 60} and len(state) == 2 * state["edge"].nunique()
 
 
 def test_demo_rejects_an_unknown_controller_before_running(tmp_path: Path) -> None:

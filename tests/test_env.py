@@ -331,6 +331,9 @@ def test_supersuit_shared_policy_vec_env(grid: dict[str, Any]) -> None:
         assert obs.shape == (3, width) and rewards.shape == (3,) and finished == 1
         sb3 = pytest.importorskip("stable_baselines3")
         model = sb3.PPO("MlpPolicy", vec, n_steps=8, batch_size=24, n_epochs=1, device="cpu")
+        from stable_baselines3.common.logger import Logger
+
+        model.set_logger(Logger(folder=None, output_formats=[]))  # SB3's default makes a folder in /tmp
         model.learn(total_timesteps=24)  # one policy, three signals
         action, _ = model.predict(obs, deterministic=True)
         assert action.shape == (3,)

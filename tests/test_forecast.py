@@ -200,3 +200,31 @@ def test_cli_errors_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFi
         assert main(["twin", "forecast", *args]) == 2, args
         err = capsys.readouterr().err
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+
+
+def test_a_trained_model_forecasts_the_twins_state(tiny_days: tuple[Path, Workspace], tmp_path: Path) -> None:
+    import pandas as pd
+
+    from roadtwin.twin.forecast import ForecastConfig, train
+    from roadtwin.twin.predict import ModelForecaster, best_forecaster, issue_forecasts, score_forecasts
+
+    cfg = {**TINY, "step_min": 5, "history": 1, "horizons_min": (5,), "warmup_min": 0}
+    run = tiny_days[1].root / "forecast" / "tiny5"
+    train(days_dir=tiny_days[0], out_dir=run, config=ForecastConfig(**cfg, epochs=1), progress=False)
+    days = load_days(tiny_days[0])
+    # The twin's 5-minute state of the zone from 07:00 to 07:10 (local time), as estimate_state writes it.
+    times = pd.date_range("2026-11-20 07:00", periods=2, freq="300s", tz="Asia/Shanghai").tz_convert("UTC")
+    state = pd.DataFrame([{"edge": e, "interval_start": t, "resolution_s": 300, "flow_veh_h": 100.0 + i,
+                           "speed_kmh": 30.0} for e in days.edges for i, t in enumerate(times)])  # fmt: skip
+    forecaster, label = best_forecaster(tiny_days[1], timezone="Asia/Shanghai")
+    assert isinstance(forecaster, ModelForecaster) and "tiny5" in label
+    out = issue_forecasts(state, forecaster=forecaster, horizons_min=(5,))
+    assert set(out) == {"model", "historical_average"}
+    for frame in out.values():
+        assert (
+            len(frame) == 2 * len(days.edges) and np.isfinite(frame[["flow_veh_h", "speed_kmh"]]).all().all()
+        )
+    scores = score_forecasts(out["model"], state)
+    assert scores["n"].tolist() == [len(days.edges)] * 2  # the 07:05 issue's target is the 07:10 interval
+    with pytest.raises(Exception, match="horizons"):
+        issue_forecasts(state, forecaster=forecaster, horizons_min=(10,))

@@ -201,12 +201,13 @@ def map_match(
 # --- reading the feeds ---------------------------------------------------------------------------------
 
 
-def _read_feeds(source: Any) -> dict[str, pd.DataFrame]:
+def _read_feeds(source: Any, window: tuple[Any, Any] | None = None) -> dict[str, pd.DataFrame]:
     """Return the loop, radar and probe observations and the sensor registry of a folder or store."""
     from roadtwin.twin.store import Store
 
     if isinstance(source, Store):
-        out = {k: source.observations(k) for k in ("loop", "camera", "radar", "probe")}
+        start, end = window if window is not None else (None, None)
+        out = {k: source.observations(k, start=start, end=end) for k in ("loop", "camera", "radar", "probe")}
         out["sensors"] = source.con.sql("SELECT * FROM sensors").to_arrow_table().to_pandas()
         return out
     folder = Path(source)
@@ -342,6 +343,7 @@ def estimate_state(
     sources: tuple[str, ...] = ("loop", "probe"),
     geometry: EdgeGeometry | None = None,
     smooth: bool = True,
+    window: tuple[Any, Any] | None = None,
 ) -> pd.DataFrame:
     """Estimate per-edge speed, flow and density for every interval of the feeds.
 
@@ -360,6 +362,9 @@ def estimate_state(
         A precomputed :func:`edge_geometry` of ``net_file`` (saves reading it again).
     smooth
         Filter each edge's speed through the intervals (causal Kalman filter, :data:`SPEED_DRIFT`).
+    window
+        ``(start, end)`` times (UTC): only observations measured in ``[start, end)`` are read from a
+        store (a store holds every day ingested).
 
     Returns
     -------
@@ -380,7 +385,7 @@ def estimate_state(
         raise InputError(
             path=None, field="sources", expected="some of loop, probe, radar", got=sorted(unknown)
         )
-    feeds = _read_feeds(source)
+    feeds = _read_feeds(source, window)
     geo = geometry or edge_geometry(net_file)
     use = set(sources)
     loops = _loop_estimates(feeds["loop"], feeds["sensors"], resolution_s) if "loop" in use else None

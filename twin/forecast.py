@@ -30,6 +30,7 @@ import numpy as np
 from roadtwin._io import atomic_path, write_yaml
 from roadtwin.errors import ConfigError, require
 from roadtwin.twin.dataset import WEATHERS, DaySet, load_days
+from roadtwin.twin.forecast_metrics import MAPE_FLOORS, forecast_metrics
 
 torch = require("torch", extra="twin")
 nn = torch.nn
@@ -55,9 +56,6 @@ __all__ = [
 #: Congestion levels, from the speed as a share of the speed limit (lower bounds of each level).
 CONGESTION_LEVELS = ("free", "moderate", "heavy", "severe")
 CONGESTION_BINS = (0.6, 0.4, 0.2)
-
-#: Denominator floors of MAPE per variable (flow in veh/h, speed in km/h).
-MAPE_FLOORS = {"flow": 60.0, "speed": 5.0}
 
 VARIABLES = ("flow", "speed")
 
@@ -193,23 +191,6 @@ def persistence(values: np.ndarray, *, t: np.ndarray, horizon: int) -> np.ndarra
     """Return the forecast "as now": the value at ``t`` stands for ``t + horizon`` (``horizon`` unused)."""
     del horizon
     return values[:, t]
-
-
-def forecast_metrics(actual: np.ndarray, predicted: np.ndarray, *, floor: float) -> dict[str, float]:
-    """Return MAE, RMSE and MAPE (in %) of ``predicted`` against ``actual``, over all finite pairs.
-
-    MAPE divides each error by ``max(|actual|, floor)``.
-    """
-    a, p = np.asarray(actual, dtype=np.float64).ravel(), np.asarray(predicted, dtype=np.float64).ravel()
-    ok = np.isfinite(a) & np.isfinite(p)
-    e = p[ok] - a[ok]
-    if e.size == 0:
-        return {"mae": float("nan"), "rmse": float("nan"), "mape": float("nan")}
-    return {
-        "mae": float(np.mean(np.abs(e))),
-        "rmse": float(np.sqrt(np.mean(e**2))),
-        "mape": float(100 * np.mean(np.abs(e) / np.maximum(np.abs(a[ok]), floor))),
-    }
 
 
 def congestion_level(speed_kmh: np.ndarray, free_kmh: np.ndarray) -> np.ndarray:

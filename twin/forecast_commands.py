@@ -11,7 +11,7 @@ from pydantic import Field
 
 from roadtwin.config import StrictModel, load_options
 
-__all__ = ["EvalOptions", "GenerateOptions", "TrainOptions", "app"]
+__all__ = ["EvalOptions", "GenerateOptions", "IssueOptions", "TrainOptions", "app"]
 
 app = typer.Typer(no_args_is_help=True, help="Forecast flow, speed and congestion 15/30/60 min ahead.")
 
@@ -67,6 +67,20 @@ class EvalOptions(StrictModel):
     latency_runs: int = Field(100, ge=1)
     threads: int = Field(1, ge=1)
     plot: bool = True
+
+
+class IssueOptions(StrictModel):
+    """Options of ``roadtwin twin forecast issue``."""
+
+    workspace: Path = Path("roadtwin-data")
+    run: Path | None = None
+    persistence: bool = False
+    day: str | None = None
+    every_min: int = Field(5, ge=1)
+    warmup_min: float = Field(15.0, ge=0)
+    horizons_min: list[int] = Field(default_factory=lambda: [15, 30, 60], min_length=1)
+    weather: str = "clear"
+    timezone: str = "Asia/Shanghai"
 
 
 def _default_days_dir(workspace: Path) -> Path:
@@ -196,3 +210,94 @@ def evaluate(
         f"full-zone inference: {result['latency_ms']:.2f} ms (median, batch 1, {result['threads']} threads)"
     )
     typer.echo(f"metrics: {opts.run / 'metrics.csv'}")
+
+
+@app.command("issue")
+def issue(
+    workspace: Annotated[Path | None, typer.Option(help="Workspace folder (./roadtwin-data).")] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="A trained forecast run (default: the newest in the workspace).")
+    ] = None,
+    persistence: Annotated[
+        bool | None, typer.Option("--persistence", help="Use the persistence baseline, not a trained run.")
+    ] = None,
+    day: Annotated[
+        str | None, typer.Option(help="Local day of the state to forecast, YYYY-MM-DD (default: the latest).")
+    ] = None,
+    every_min: Annotated[int | None, typer.Option(help="Minutes between two issue times (5).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file with any of these options.")] = None,
+) -> None:
+    """Forecast from the store's 5-minute state into its table forecasts; print MAE per horizon.
+
+    The state comes from ``roadtwin twin estimate RUN --workspace``; the forecaster is the newest
+    trained run of the workspace (or --run), else the persistence baseline. ``roadtwin demo`` does this
+    for the morning peak.
+    """
+    import pandas as pd
+    from rich.console import Console
+    from rich.table import Table
+
+    from roadtwin.errors import InputError
+    from roadtwin.twin.predict import (
+        ModelForecaster,
+        Persistence,
+        best_forecaster,
+        compare_forecasts,
+        issue_forecasts,
+        write_forecasts,
+    )
+    from roadtwin.twin.store import Store
+    from roadtwin.workspace import Workspace
+
+    opts = load_options(IssueOptions, config=config, workspace=workspace, run=run, persistence=persistence,
+                        day=day, every_min=every_min)  # fmt: skip
+    ws = Workspace.at(opts.workspace)
+    if not ws.store_path.is_file():
+        raise InputError(path=ws.store_path, field=None, expected="a store with estimated state "
+                         "(roadtwin twin estimate RUN --workspace)")  # fmt: skip
+    with Store.of(ws) as store:
+        has = store.con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'state'"
+        ).fetchall()[0]
+        state = (
+            store.con.sql("SELECT * FROM state WHERE resolution_s = 300").to_arrow_table().to_pandas()
+            if has and has[0]
+            else pd.DataFrame()
+        )
+        if state.empty:
+            raise InputError(path=ws.store_path, field="state", expected="5-minute estimated state "
+                             "(roadtwin twin estimate RUN --workspace)")  # fmt: skip
+        local = pd.to_datetime(state["interval_start"], utc=True).dt.tz_convert(opts.timezone)
+        chosen = opts.day or str(local.dt.date.max())
+        state = state[local.dt.date.astype(str) == chosen]
+        if state.empty:
+            raise InputError(
+                path=ws.store_path, field="day", expected="a day with estimated state", got=chosen
+            )
+        if opts.persistence:
+            forecaster, label = Persistence(), "persistence baseline"
+        elif opts.run is not None:
+            forecaster = ModelForecaster(opts.run, weather=opts.weather, timezone=opts.timezone)
+            label = f"trained forecaster {opts.run.name}"
+        else:
+            forecaster, label = best_forecaster(ws, weather=opts.weather, timezone=opts.timezone)
+        begin = pd.to_datetime(state["interval_start"], utc=True).min()
+        forecasts = issue_forecasts(
+            state, forecaster=forecaster, horizons_min=opts.horizons_min, every_min=opts.every_min,
+            first_issue=begin + pd.Timedelta(minutes=opts.warmup_min),
+        )  # fmt: skip
+        if forecaster.name != "persistence":  # the plain baseline is always scored beside a model
+            forecasts.update(issue_forecasts(
+                state, forecaster=Persistence(), horizons_min=opts.horizons_min, every_min=opts.every_min,
+                first_issue=begin + pd.Timedelta(minutes=opts.warmup_min),
+            ))  # fmt: skip
+        n = write_forecasts(forecasts[forecaster.name], store=store)
+    scores = compare_forecasts(forecasts, state)
+    table = Table(title=f"forecasts of {chosen} against the estimated state ({label})")
+    for col in ("method", "variable", "horizon", "MAE", "RMSE", "MAPE %", "scored"):
+        table.add_column(col, justify="left" if col in ("method", "variable") else "right")
+    for r in scores.itertuples():
+        table.add_row(r.method, r.variable, f"{r.horizon_min} min", f"{r.mae:.2f}", f"{r.rmse:.2f}",
+                      f"{r.mape:.1f}", f"{r.n:,}")  # fmt: skip
+    Console().print(table)
+    typer.echo(f"{n:,} forecast rows written to {ws.store_path} (table forecasts)")

@@ -24,7 +24,6 @@ at all (not Parquet or CSV, truncated, missing or mistyped columns) raises a one
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
 import time
 from collections.abc import Iterable, Sequence
@@ -35,6 +34,7 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from roadtwin._io import sha256_file
 from roadtwin.errors import InputError
 from roadtwin.twin.schemas import (
     FIELDS,
@@ -234,14 +234,6 @@ class Store:
         finally:
             self.con.unregister("_reg")
         return table.num_rows
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _q(name: str) -> str:
@@ -508,7 +500,7 @@ def _ingest_one(store: Store, path: Path, *, kind: str | None, now_s: float, ske
     report = FileReport(path=path)
     if not path.is_file():
         raise InputError(path=path, field=None, expected="an existing Parquet or CSV file")
-    digest = _sha256(path)
+    digest = sha256_file(path)
     con = store.con
     if con.execute("SELECT 1 FROM ingested_files WHERE sha256 = ?", [digest]).fetchall():
         report.skipped = True

@@ -6,7 +6,14 @@ from typing import TYPE_CHECKING, Any
 
 from dash import Input, Output, dcc, html
 
-from roadtwin.dashboards.data import FORECAST_COLUMNS, FORECAST_TABLE, STATE_COLUMNS, STATE_TABLE
+from roadtwin.dashboards.data import (
+    FORECAST_COLUMNS,
+    FORECAST_TABLE,
+    METHOD_LABELS,
+    STATE_COLUMNS,
+    STATE_TABLE,
+    ZONE_TIMEZONE,
+)
 from roadtwin.dashboards.pages._common import empty_state, network_figure, page
 
 if TYPE_CHECKING:
@@ -32,10 +39,22 @@ def _schema_hint() -> str:
     return f"{FORECAST_TABLE}({cols(FORECAST_COLUMNS)})\n{STATE_TABLE}({cols(STATE_COLUMNS)})"
 
 
+def _locations(data: WorkspaceData, forecasts: Any) -> list[dict[str, str]]:
+    """Dropdown options: the forecast edges, busiest first, with their street names."""
+    names: dict[str, str] = {}
+    net = data.default_network()
+    if net is not None:
+        view = data.network(net)
+        names = {str(i): str(n or "") for i, n in zip(view.edges["id"], view.edges["name"], strict=True)}
+    busy = forecasts.groupby(forecasts["edge"].astype(str))["flow_veh_h"].mean().sort_values(ascending=False)
+    return [{"label": f"{e} · {names[e]}" if names.get(e) else e, "value": e} for e in busy.index]
+
+
 def layout(data: WorkspaceData) -> html.Div:
     """The page, or an empty state naming the store tables it reads."""
-    forecasts, _state, note = data.store_tables()
+    forecasts, _state, method = data.twin_forecasts()
     if forecasts is None or forecasts.empty:
+        _, _, note = data.store_tables()
         return page(
             TITLE,
             _INTRO,
@@ -43,18 +62,28 @@ def layout(data: WorkspaceData) -> html.Div:
                 "No forecasts yet",
                 (note + " " if note else "")
                 + "Forecasts appear here once the twin has ingested sensor feeds "
-                "and written its forecasts to the workspace store, in these tables:",
+                "and written its forecasts to the workspace store (roadtwin demo does), in these tables:",
                 hint=_schema_hint(),
             ),
         )
-    locations = sorted(forecasts["edge"].astype(str).unique())
+    locations = _locations(data, forecasts)
+    issued = forecasts["issued"]
     return page(
         TITLE,
         _INTRO,
+        html.P(
+            [
+                "Forecaster: ",
+                html.Strong(METHOD_LABELS.get(method, method), id="fc-method"),
+                f" · issued {issued.nunique()} times, {issued.min():%H:%M}-{issued.max():%H:%M} "
+                f"({ZONE_TIMEZONE}) on {issued.min():%Y-%m-%d} · actual = the twin's estimated state",
+            ],
+            className="note",
+        ),
         html.Div(
             [
-                html.Label("Location (edge)"),
-                dcc.Dropdown(id="fc-edge", options=locations, value=locations[0], clearable=False),
+                html.Label("Location (edge, busiest first)"),
+                dcc.Dropdown(id="fc-edge", options=locations, value=locations[0]["value"], clearable=False),
             ],
             className="control",
         ),
@@ -71,7 +100,7 @@ def layout(data: WorkspaceData) -> html.Div:
             className="control",
         ),
         html.Div([dcc.Graph(id="fc-flow"), dcc.Graph(id="fc-speed")], className="row2"),
-        html.H3("Congestion outlook: the next hour"),
+        html.H3(f"Congestion outlook: the next hour from {issued.max():%H:%M}"),
         html.Div(id="fc-outlook"),
     )
 
@@ -88,34 +117,40 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
     def _series(edge: str | None, horizon: int | None) -> tuple[Any, Any]:
         import plotly.graph_objects as go
 
-        forecasts, state, _ = data.store_tables()
+        forecasts, state, method = data.twin_forecasts()
         figs = []
         for col, label in (("flow_veh_h", "flow (veh/h)"), ("speed_kmh", "speed (km/h)")):
             fig = go.Figure()
             if state is not None and not state.empty:
-                s = state[state["edge"].astype(str) == str(edge)].sort_values("measured_at")
+                s = state[state["edge"].astype(str) == str(edge)].sort_values("at")
                 fig.add_trace(
-                    go.Scatter(x=s["measured_at"], y=s[col], name="actual (estimated state)", mode="lines")
+                    go.Scatter(
+                        x=s["at"].dt.tz_localize(None),
+                        y=s[col],
+                        name="actual (estimated state)",
+                        mode="lines",
+                    )
                 )
             if forecasts is not None:
                 f = forecasts[
                     (forecasts["edge"].astype(str) == str(edge)) & (forecasts["horizon_min"] == horizon)
                 ]
-                f = f.sort_values("target_at")
+                f = f.sort_values("at")
                 fig.add_trace(
                     go.Scatter(
-                        x=f["target_at"],
+                        x=f["at"].dt.tz_localize(None),
                         y=f[col],
-                        name=f"predicted {horizon} min ahead",
+                        name=f"predicted {horizon} min ahead ({METHOD_LABELS.get(method, method)})",
                         mode="lines",
                         line={"dash": "dash"},
                     )
                 )
             fig.update_layout(
-                title=label,
+                title=f"{label}, end of each 5-minute interval",
                 height=300,
                 margin={"l": 50, "r": 10, "t": 40, "b": 30},
                 legend={"orientation": "h", "y": -0.2},
+                xaxis={"tickformat": "%H:%M"},
             )
             figs.append(fig)
         return figs[0], figs[1]
@@ -123,7 +158,7 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
     # The outlook draws every horizon, so it runs once when the page loads, not on each horizon choice.
     @app.callback(Output("fc-outlook", "children"), Input("fc-outlook", "id"))
     def _outlook(_id: str | None) -> Any:
-        forecasts, _, _ = data.store_tables()
+        forecasts, _, _ = data.twin_forecasts()
         net = data.default_network()
         if forecasts is None or forecasts.empty or net is None:
             return empty_state(
@@ -140,7 +175,9 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
                 for e, v in zip(part["edge"], part["speed_kmh"], strict=True)
                 if str(e) in limit and limit[str(e)] > 0
             }
-            fig = network_figure(view, ratio=ratio, title=f"+{h} min", show_signals=False)
+            at = part["at"].min() if len(part) else None
+            title = f"+{h} min" + (f" ({at:%H:%M})" if at is not None else "")
+            fig = network_figure(view, ratio=ratio, title=title, show_signals=False)
             fig.update_layout(height=360, showlegend=h == 60)
             children.append(
                 html.Div(dcc.Graph(figure=fig, config={"displayModeBar": False}), className="third")

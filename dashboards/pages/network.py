@@ -20,9 +20,12 @@ __all__ = ["PATH", "TITLE", "layout", "register"]
 PATH = "/"
 TITLE = "Network"
 _INTRO = (
-    "The zone drawn from its own network geometry; edges coloured by mean speed relative to the limit in "
-    "a run's 5-minute interval. Click a signal (or pick it below) for its delay, queue and phase split."
+    "The zone drawn from its own network geometry; edges coloured by speed relative to the limit in a "
+    "5-minute interval, as the twin estimated it from its sensors (store) or as a run simulated it. "
+    "Click a signal (or pick it below) for its delay, queue and phase split in the run."
 )
+#: Colour sources: the twin's estimated state in the store, or the run's simulated edge data.
+SOURCES = {"state": "estimated by the twin (sensors, store)", "run": "simulated (the run's edge data)"}
 
 
 def layout(data: WorkspaceData) -> html.Div:
@@ -52,6 +55,8 @@ def layout(data: WorkspaceData) -> html.Div:
             ),
             dcc.Graph(id="net-map", figure=network_figure(view), config={"displaylogo": False}),
         )
+    has_state = data.estimated_state() is not None
+    sources = [{"label": f" {v}", "value": k} for k, v in SOURCES.items() if has_state or k == "run"]
     return page(
         TITLE,
         _INTRO,
@@ -59,6 +64,15 @@ def layout(data: WorkspaceData) -> html.Div:
             [
                 html.Label("Run", htmlFor="net-run"),
                 dcc.Dropdown(id="net-run", options=runs, value=runs[0]["value"], clearable=False),
+            ],
+            className="control",
+        ),
+        html.Div(
+            [
+                html.Label("Congestion"),
+                dcc.RadioItems(
+                    id="net-source", options=sources, value="state" if has_state else "run", inline=True
+                ),
             ],
             className="control",
         ),
@@ -93,13 +107,17 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
         Output("net-time", "value"),
         Output("net-junction", "options"),
         Input("net-run", "value"),
+        Input("net-source", "value"),
     )
-    def _choose_run(run_id: str | None) -> tuple[Any, ...]:
+    def _choose_run(run_id: str | None, source: str | None) -> tuple[Any, ...]:
         try:
             times = data.intervals(run_id) if run_id else []
             net = data.network_file(run_id) if run_id else None
         except PathOutsideWorkspace:
             times, net = [], None
+        state = data.estimated_state() if source == "state" else None
+        if state is not None:
+            times = sorted(state["tod_s"].unique().tolist())
         if not times:
             return 0, 1, {}, 0, []
         step = max(1, len(times) // 12)
@@ -118,8 +136,9 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
         Input("net-run", "value"),
         Input("net-time", "value"),
         Input("net-junction", "value"),
+        Input("net-source", "value"),
     )
-    def _draw(run_id: str | None, t: float | None, signal: str | None) -> Any:
+    def _draw(run_id: str | None, t: float | None, signal: str | None, source: str | None) -> Any:
         if not run_id:
             return no_update
         try:
@@ -129,10 +148,22 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
         if net is None:
             return no_update
         view = data.network(net)
-        edges = data.edgedata(run_id)
-        part = edges[edges["begin"] == float(t or 0)]
-        ratio = dict(zip(part["edge"], part["speedRelative"], strict=True))
-        title = f"{clock(float(t or 0))} – {clock(float(t or 0) + 300)}: speed relative to limit"
+        state = data.estimated_state() if source == "state" else None
+        if state is not None:
+            limit = dict(zip(view.edges["id"].astype(str), view.edges["speed"] * 3.6, strict=True))
+            part = state[state["tod_s"] == float(t or 0)]
+            ratio = {
+                str(e): float(v) / limit[str(e)]
+                for e, v in zip(part["edge"], part["speed_kmh"], strict=True)
+                if limit.get(str(e), 0) > 0
+            }
+            what = "estimated speed relative to limit (twin)"
+        else:
+            edges = data.edgedata(run_id)
+            part = edges[edges["begin"] == float(t or 0)]
+            ratio = dict(zip(part["edge"], part["speedRelative"], strict=True))
+            what = "simulated speed relative to limit (run)"
+        title = f"{clock(float(t or 0))} – {clock(float(t or 0) + 300)}: {what}"
         return network_figure(view, ratio=ratio, selected=signal, title=title)
 
     @app.callback(
