@@ -16,7 +16,14 @@ if TYPE_CHECKING:
     from roadtwin.sim.backend import SumoSession
     from roadtwin.sim.inputs import SimInputs
 
-__all__ = ["CONTROLLERS", "SignalController", "controller_names", "make_controller", "register_controller"]
+__all__ = [
+    "CONTROLLERS",
+    "Controller",
+    "SignalController",
+    "controller_names",
+    "make_controller",
+    "register_controller",
+]
 
 C = TypeVar("C", bound="type[SignalController]")
 
@@ -24,18 +31,15 @@ C = TypeVar("C", bound="type[SignalController]")
 CONTROLLERS: dict[str, type[SignalController]] = {}
 
 
-class SignalController:
-    """Base class of signal controllers.
+class Controller:
+    """What every controller (signal or routing) has: a name, options, and the run's life cycle.
 
-    Subclasses set ``name`` and override what they need: :meth:`prepare` to change the signal programs
-    SUMO loads (fixed-time, Webster, actuated), or :meth:`start` / :meth:`act` with a
-    ``decision_interval_s`` to drive the signals while SUMO runs (max-pressure, RL).
+    It satisfies :class:`roadtwin.sim.control.SignalControl`, the protocol a run drives.
 
     Parameters
     ----------
     **options
-        Controller options (typed keyword arguments in subclasses); kept in ``options`` and saved into
-        each run's ``config.yaml``.
+        The controller's options, kept in ``options`` and saved into each run's ``config.yaml``.
     """
 
     name: ClassVar[str] = ""
@@ -45,7 +49,7 @@ class SignalController:
         self.options: dict[str, Any] = dict(options)
 
     def prepare(self, inputs: SimInputs, *, work_dir: Path) -> SimInputs:
-        """Return the inputs to simulate; by default unchanged (the network's own programs)."""
+        """Return the inputs to simulate; by default unchanged."""
         return inputs
 
     def start(self, session: SumoSession) -> None:
@@ -60,6 +64,23 @@ class SignalController:
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in self.options.items())
         return f"{type(self).__name__}({opts})"
+
+
+class SignalController(Controller):
+    """Base class of signal controllers.
+
+    Subclasses set ``name`` and override what they need: :meth:`prepare` to change the signal programs
+    SUMO loads (fixed-time, Webster, actuated), or :meth:`start` / :meth:`act` with a
+    ``decision_interval_s`` to drive the signals while SUMO runs (max-pressure, RL).
+
+    Parameters
+    ----------
+    **options
+        Controller options (typed keyword arguments in subclasses); kept in ``options`` and saved into
+        each run's ``config.yaml``.
+    """
+
+    name: ClassVar[str] = ""
 
 
 def register_controller(cls: C) -> C:

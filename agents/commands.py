@@ -13,7 +13,7 @@ from roadtwin.sim.backend import DEFAULT_BACKEND, Backend
 
 __all__ = ["EvalOptions", "app", "eval_command"]
 
-app = typer.Typer(no_args_is_help=True, help="Signal controllers: evaluate (and train) them.")
+app = typer.Typer(no_args_is_help=True, help="Signal and routing controllers: evaluate and train them.")
 
 
 class EvalOptions(StrictModel):
@@ -26,6 +26,9 @@ class EvalOptions(StrictModel):
     backend: Backend = DEFAULT_BACKEND
     duration_s: Annotated[float, Field(gt=0)] | None = None
     controller_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    routing: list[str] = Field(default_factory=lambda: ["none"])
+    penetration: list[Annotated[float, Field(ge=0, le=1)]] = Field(default_factory=lambda: [0.0])
+    routing_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     progress: bool = True
 
 
@@ -42,6 +45,23 @@ def eval_command(
             "--controller",
             "-c",
             help="Controller: fixed, webster, actuated, max-pressure, max-pressure-naive, rl:PATH. Repeatable.",
+        ),
+    ] = None,
+    routing: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--routing",
+            "-r",
+            help="Routing controller beside each signal controller: none (default), rerouting (SUMO's "
+            "device), guidance (forecast-aware), rl-routing:PATH. Repeatable.",
+        ),
+    ] = None,
+    penetration: Annotated[
+        list[float] | None,
+        typer.Option(
+            "--penetration",
+            "-p",
+            help="Connected-vehicle share the routing controllers run at (0.3 for 30 %). Repeatable.",
         ),
     ] = None,
     seeds: Annotated[
@@ -66,6 +86,9 @@ def eval_command(
 ) -> None:
     """Run controllers over seeds on a scenario; write results.csv, summary.csv, plots and a report.
 
+    With --routing, every signal controller also runs with each routing controller at each
+    --penetration (connected-vehicle share); the controller column reads SIGNALS+ROUTING@P%.
+
     Each (controller, seed) run gets its own run folder under WORKSPACE/runs; the evaluation folder
     WORKSPACE/evaluations/SCENARIO__TIMESTAMP holds the tidy table and the plots.
     """
@@ -76,6 +99,7 @@ def eval_command(
 
     opts = load_options(
         EvalOptions, config=config, scenario=scenario, controllers=controller or None, seeds=seeds,
+        routing=routing or None, penetration=penetration or None,
         workspace=workspace, backend=backend, duration_s=duration, progress=progress,
     )  # fmt: skip
     result = evaluate(
@@ -87,6 +111,9 @@ def eval_command(
         duration_s=opts.duration_s,
         controller_options=opts.controller_options,
         progress=opts.progress,
+        routing=opts.routing,
+        penetrations=opts.penetration,
+        routing_options=opts.routing_options,
     )
     print_summary(
         Console(), result.summary, title=f"{result.results['scenario'].iloc[0]} ({len(result.results)} runs)"

@@ -37,7 +37,15 @@ if TYPE_CHECKING:
     from roadtwin.sim.run import RunResult
     from roadtwin.workspace import Workspace
 
-__all__ = ["METRIC_COLUMNS", "RESULT_COLUMNS", "EvaluationResult", "QueueProbe", "evaluate", "seed_list"]
+__all__ = [
+    "METRIC_COLUMNS",
+    "RESULT_COLUMNS",
+    "EvaluationResult",
+    "QueueProbe",
+    "evaluate",
+    "routing_cells",
+    "seed_list",
+]
 
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = (
@@ -54,6 +62,9 @@ RESULT_COLUMNS = (
     "throughput_veh_h",
     "run_dir",
     "wall_time_s",
+    "signals",
+    "routing",
+    "penetration",
 )
 #: The metric columns summarised per controller.
 METRIC_COLUMNS = RESULT_COLUMNS[3:11]
@@ -198,6 +209,9 @@ def evaluate(
     controller_options: dict[str, dict[str, Any]] | None = None,
     progress: bool | Callable[[int, int, str], None] = True,
     run_report: bool = False,
+    routing: Sequence[str] = ("none",),
+    penetrations: Sequence[float] = (0.0,),
+    routing_options: dict[str, dict[str, Any]] | None = None,
 ) -> EvaluationResult:
     """Run every controller over every seed on ``scenario`` and write an evaluation folder.
 
@@ -222,6 +236,13 @@ def evaluate(
         A rich progress bar over runs (``True``), nothing, or ``f(done, total, label)``.
     run_report
         Also write each run's own plots (``plot.png``, ``network.png``).
+    routing
+        Routing controller specs (``none``, ``rerouting``, ``guidance``, ``rl-routing:PATH``), each run
+        beside every signal controller (:class:`~roadtwin.agents.combined.CombinedControl`).
+    penetrations
+        Connected-vehicle shares the routing controllers run at; ``none`` (or a share of 0) runs once.
+    routing_options
+        Extra keyword options per routing spec (``{"guidance": {"update_s": 30}}``).
 
     Raises
     ------
@@ -232,6 +253,8 @@ def evaluate(
 
     from roadtwin._io import atomic_dir, write_yaml
     from roadtwin.agents.base import make_controller
+    from roadtwin.agents.combined import CombinedControl
+    from roadtwin.agents.routing import make_router
     from roadtwin.agents.scenarios import resolve_scenario
     from roadtwin.sim.run import run_inputs
 
@@ -242,27 +265,39 @@ def evaluate(
     specs = list(dict.fromkeys(controllers))
     for spec in specs:  # fail on a bad name before any simulation
         make_controller(spec, **options.get(spec, {}))
+    r_options = routing_options or {}
+    routes = routing_cells(routing, penetrations)
+    for router, share in routes:
+        make_router(router, penetration=share, **r_options.get(router, {}))
     resolved = resolve_scenario(scenario, workspace=workspace, duration_s=duration_s)
 
-    jobs = [(spec, seed) for spec in specs for seed in seed_values]
+    jobs = [(spec, cell, seed) for spec in specs for cell in routes for seed in seed_values]
     rows: list[dict[str, Any]] = []
     runs: list[RunResult] = []
     bar = _RunBar(len(jobs)) if progress is True else None
     try:
-        for done, (spec, seed) in enumerate(jobs):
-            label = f"{resolved.name} · {spec} · seed {seed}"
+        for done, (spec, (router_spec, share), seed) in enumerate(jobs):
+            signal = make_controller(spec, **options.get(spec, {}))
+            router = make_router(router_spec, penetration=share, seed=seed, **r_options.get(router_spec, {}))
+            control = CombinedControl(signal, router)
+            label = f"{resolved.name} · {spec} {router.label} · seed {seed}"
             if bar is not None:
                 bar.update(done, label)
             elif callable(progress):
                 progress(done, len(jobs), label)
-            probe = QueueProbe(
-                make_controller(spec, **options.get(spec, {})), interval_s=resolved.decision_interval_s
-            )
+            probe = QueueProbe(control, interval_s=resolved.decision_interval_s)
             result = run_inputs(
                 lambda out, s=seed: resolved.make_inputs(out, s),
                 name=resolved.name,
                 seed=seed,
-                config={**resolved.config, "evaluation": {"controller_spec": spec}},
+                config={
+                    **resolved.config,
+                    "evaluation": {
+                        "controller_spec": spec,
+                        "routing_spec": router_spec,
+                        "penetration": share,
+                    },
+                },
                 workspace=workspace,
                 backend=backend,
                 controller=probe,
@@ -273,7 +308,7 @@ def evaluate(
             rows.append(
                 {
                     "scenario": resolved.name,
-                    "controller": spec,
+                    "controller": spec if router.label == "none" else f"{spec}+{router.label}",
                     "seed": seed,
                     "resco_delay_s": _num(m.resco_delay_s),
                     "exact_delay_s": _num(m.exact_delay_s),
@@ -285,6 +320,9 @@ def evaluate(
                     "throughput_veh_h": _num(m.throughput_veh_h),
                     "run_dir": str(result.run_dir),
                     "wall_time_s": round(result.wall_time_s, 3),
+                    "signals": spec,
+                    "routing": router.name if router.label != "none" else "none",
+                    "penetration": share if router.label != "none" else 0.0,
                 }
             )
             runs.append(result)
@@ -315,6 +353,8 @@ def evaluate(
                 "window": [resolved.begin, resolved.end],
                 "controllers": specs,
                 "controller_options": options,
+                "routing": [{"routing": r, "penetration": p} for r, p in routes],
+                "routing_options": r_options,
                 "seeds": seed_values,
                 "backend": backend,
                 "duration_s": duration_s,
@@ -326,6 +366,26 @@ def evaluate(
             tmp / "report.html", results=results, summary=summary, images=images, title=resolved.name
         )
     return EvaluationResult(folder=folder, results=results, summary=summary, runs=runs)
+
+
+def routing_cells(routing: Sequence[str], penetrations: Sequence[float]) -> list[tuple[str, float]]:
+    """The (routing spec, penetration) pairs to run: every spec at every share, ``none`` once.
+
+    A share of 0 is ``none`` whatever the spec (no vehicle is connected). Order: as given.
+    """
+    shares = list(dict.fromkeys(float(p) for p in penetrations)) or [0.0]
+    bad = [p for p in shares if not 0.0 <= p <= 1.0]
+    if bad:
+        raise ConfigError(
+            path=None, field="penetration", expected="shares in [0, 1] (0.3 for 30 %)", got=bad[0]
+        )
+    cells: list[tuple[str, float]] = []
+    for spec in dict.fromkeys(routing or ["none"]):
+        for share in shares:
+            cell = ("none", 0.0) if spec == "none" or share == 0.0 else (spec, share)
+            if cell not in cells:
+                cells.append(cell)
+    return cells
 
 
 def summarize_results(results: pd.DataFrame) -> pd.DataFrame:

@@ -86,7 +86,14 @@ def find_policy(source: str | os.PathLike[str]) -> PolicySource:
         raise ConfigError(
             path=path, field="source", expected="a training run folder or a model .zip inside one"
         )
-    return PolicySource(model, run_dir, dict(config["policy"]))
+    policy = dict(config.get("policy") or {})
+    if policy.get("task", "signals") != "signals":
+        raise ConfigError(
+            path=run_dir / "config.yaml",
+            field="policy.task",
+            expected=f"a signal-control training run (this one trained {policy.get('task')}: use rl-routing:PATH)",
+        )
+    return PolicySource(model, run_dir, policy)
 
 
 @register_controller

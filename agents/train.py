@@ -17,6 +17,12 @@ A training run folder ``runs/{scenario}__{algo}__{seed}__{timestamp}/`` holds:
 - ``best/best_model.zip`` and ``best/best.json``: the best deterministic evaluation so far;
 - ``final_model.zip`` and ``train.json`` (steps, wall time, steps per second) when the budget is spent.
 
+With ``task="routing"`` the environment is :class:`~roadtwin.agents.routing_rl.RoutingEnv` (guidance
+levels at the zone's diversion points, PPO only: its actions are ``MultiDiscrete``) with the same run
+folder, checkpoints, evaluation and resume; ``config.yaml``'s ``policy`` section then holds what
+``rl-routing`` needs (``task: routing``, the diversion points, ``decision_s``, ``penetration``, the
+guidance options, the scenario).
+
 Every file is written under a temporary name and renamed when whole, so a run killed at any moment
 (even ``kill -9``) continues with ``resume=RUN_DIR`` from its last checkpoint to the same total budget.
 
@@ -53,18 +59,22 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ALGOS",
+    "TASKS",
     "EnvSpec",
     "TrainConfig",
     "TrainOptions",
     "env_spec",
     "latest_checkpoint",
     "load_run_config",
+    "routing_env_spec",
     "train",
     "train_command",
 ]
 
 Algo = Literal["ppo", "dqn"]
 ALGOS: tuple[Algo, ...] = ("ppo", "dqn")
+Task = Literal["signals", "routing"]
+TASKS: tuple[Task, ...] = ("signals", "routing")
 
 CHECKPOINT_RE = re.compile(r"^model_(\d+)_steps\.zip$")
 #: Seed offset of the evaluation environment (kept away from the training environments' seeds).
@@ -76,6 +86,8 @@ class TrainConfig(StrictModel):
 
     scenario: Annotated[str, Field(min_length=1)]
     """RESCO name (``cologne1`` ...), ``zone``, a built-in scenario name or a scenario YAML path."""
+    task: Task = "signals"
+    """``signals`` (signal control) or ``routing`` (guidance levels at diversion points, PPO only)."""
     algo: Algo = "ppo"
     """``ppo`` or ``dqn`` (stable-baselines3)."""
     total_timesteps: Annotated[int, Field(gt=0)] = 100_000
@@ -109,6 +121,18 @@ class TrainConfig(StrictModel):
     backlog_weight: Annotated[float, Field(ge=0)] = 1.0
     neighbours: bool = False
     backend: Literal["libsumo", "traci"] = "libsumo"
+
+    # routing environment (task routing; roadtwin.agents.routing_rl.RoutingEnv)
+    diversion_points: Annotated[int, Field(ge=1)] = 8
+    """Routing: how many diversion points the agent sets a guidance level for."""
+    decision_s: Annotated[float, Field(gt=0)] = 120.0
+    """Routing: seconds between two decisions (a multiple of the guidance's 10 s tick)."""
+    penetration: Annotated[float, Field(ge=0, le=1)] = 0.3
+    """Routing: share of connected vehicles in training."""
+    reward_scale: Annotated[float, Field(gt=0)] = 500.0
+    """Routing: the reward is minus the mean vehicles in the network (or waiting to enter) / this."""
+    guidance: dict[str, Any] = Field(default_factory=dict)
+    """Routing: options of the forecast guidance underneath (``update_s``, ``min_gain`` ...)."""
 
     # learning
     policy_kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -169,7 +193,10 @@ class EnvSpec:
     shared
         Several signals sharing one policy (PettingZoo + SuperSuit) rather than one (Gymnasium).
     obs_sizes, n_actions
-        Per signal, the observation length and the number of actions.
+        Per signal, the observation length and the number of actions (routing: one observation and
+        one entry per diversion point, each of 3 levels).
+    task
+        ``"signals"`` or ``"routing"`` (:class:`~roadtwin.agents.routing_rl.RoutingEnv`, no signals).
     """
 
     kwargs: dict[str, Any]
@@ -177,6 +204,7 @@ class EnvSpec:
     shared: bool
     obs_sizes: tuple[int, ...]
     n_actions: tuple[int, ...]
+    task: Task = "signals"
 
     @property
     def obs_pad(self) -> int:
@@ -220,6 +248,32 @@ def env_spec(kwargs: dict[str, Any], *, tls_ids: list[str] | None) -> EnvSpec:
     return EnvSpec(kwargs=kwargs, tls_ids=agents, shared=len(agents) > 1, obs_sizes=obs, n_actions=acts)
 
 
+def routing_env_spec(kwargs: dict[str, Any]) -> EnvSpec:
+    """Probe a routing environment (no episode): its diversion points and spaces."""
+    from roadtwin.agents.routing_rl import RoutingEnv
+
+    probe = RoutingEnv(**kwargs)
+    try:
+        points = tuple(probe.points)
+        obs = int(probe.observation_space.shape[0])  # type: ignore[index]
+    finally:
+        probe.close()
+    return EnvSpec(
+        kwargs={**kwargs, "points": list(points)},
+        tls_ids=(),
+        shared=False,
+        obs_sizes=(obs,),
+        n_actions=tuple(3 for _ in points),
+        task="routing",
+    )
+
+
+def _routing_env(spec: EnvSpec, seed: int) -> Any:
+    from roadtwin.agents.routing_rl import RoutingEnv
+
+    return RoutingEnv(**spec.kwargs, seed=seed)
+
+
 def _single_env(spec: EnvSpec, seed: int) -> Any:
     from roadtwin.sim.env import TrafficSignalEnv
 
@@ -244,7 +298,8 @@ def make_vec_env(spec: EnvSpec, *, n_envs: int, seed: int, subprocess: bool) -> 
     """
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor
 
-    fns = [partial(_single_env if not spec.shared else _markov_env, spec, seed + i) for i in range(n_envs)]
+    factory = _routing_env if spec.task == "routing" else _single_env if not spec.shared else _markov_env
+    fns = [partial(factory, spec, seed + i) for i in range(n_envs)]
     venv: Any
     if not spec.shared:
         # fork, like SuperSuit's pool: workers need no importable __main__ (scripts, notebooks) and
@@ -306,9 +361,26 @@ def _prepare_env(config: TrainConfig, *, run_dir: Path, workspace: Workspace) ->
         "begin": inputs.begin,
         "end": inputs.end,
         "sumo_args": list(inputs.extra_args),
-        **_env_options(config, delta_time=resolved.decision_interval_s, yellow_time=resolved.yellow_time_s),
     }
+    if config.task == "routing":
+        kwargs.update(_routing_options(config))
+    else:
+        kwargs.update(
+            _env_options(config, delta_time=resolved.decision_interval_s, yellow_time=resolved.yellow_time_s)
+        )
     return resolved.kind, kwargs
+
+
+def _routing_options(config: TrainConfig) -> dict[str, Any]:
+    return {
+        "k": config.diversion_points,
+        "decision_s": config.decision_s,
+        "penetration": config.penetration,
+        "reward_scale": config.reward_scale,
+        "guidance": dict(config.guidance),
+        "backend": config.backend,
+        "time_to_teleport": -1.0,
+    }
 
 
 def _env_record(kwargs: dict[str, Any], run_dir: Path, *, kind: str, scenario: str) -> dict[str, Any]:
@@ -334,7 +406,37 @@ def _env_from_record(record: dict[str, Any], run_dir: Path) -> dict[str, Any]:
     return out
 
 
+def _routing_policy_record(spec: EnvSpec, config: TrainConfig) -> dict[str, Any]:
+    """What ``rl-routing`` needs to rebuild the observation and apply the levels."""
+    import inspect
+
+    from roadtwin.agents.routing_rl import RoutingEnv
+
+    kw = spec.kwargs
+    defaults = {
+        name: p.default
+        for name, p in inspect.signature(RoutingEnv.__init__).parameters.items()
+        if name in ("max_out", "lookahead", "default_level")
+    }
+    return {
+        "task": "routing",
+        "algo": config.algo,
+        "scenario": config.scenario,
+        "points": list(kw["points"]),
+        "k": len(kw["points"]),
+        "decision_s": kw["decision_s"],
+        "penetration": kw["penetration"],
+        "reward_scale": kw["reward_scale"],
+        "guidance": dict(kw.get("guidance") or {}),
+        **{name: kw.get(name, default) for name, default in defaults.items()},
+        "obs_size": spec.obs_sizes[0],
+        "n_actions": list(spec.n_actions),
+    }
+
+
 def _policy_record(spec: EnvSpec, config: TrainConfig) -> dict[str, Any]:
+    if spec.task == "routing":
+        return _routing_policy_record(spec, config)
     kw = spec.kwargs
     return {
         "algo": config.algo,
@@ -593,16 +695,31 @@ def train(
             raise validation_error(exc, path=run_dir / "config.yaml") from None
         kwargs = _env_from_record(saved["env"], run_dir)
         checkpoint = latest_checkpoint(run_dir)
-        spec = env_spec(kwargs, tls_ids=saved["policy"]["tls_ids"])
+        if config.task == "routing":
+            spec = routing_env_spec(kwargs)
+        else:
+            spec = env_spec(kwargs, tls_ids=saved["policy"]["tls_ids"])
     else:
         if config is None:
             raise ConfigError(path=None, field="scenario", expected="a training config or a run to resume")
+        if config.task == "routing" and config.algo != "ppo":
+            raise ConfigError(
+                path=None,
+                field="algo",
+                expected="ppo for task routing (one level per diversion point: MultiDiscrete actions, "
+                "which DQN cannot take)",
+                got=config.algo,
+            )
         from roadtwin.agents.scenarios import resolve_scenario
 
         name = resolve_scenario(config.scenario, workspace=ws, duration_s=config.duration_s).name
         run_dir = ws.new_run_dir(scenario=name, controller=config.algo, seed=config.seed)
         kind, kwargs = _prepare_env(config, run_dir=run_dir, workspace=ws)
-        spec = env_spec(kwargs, tls_ids=config.tls_ids)
+        if config.task == "routing":
+            spec = routing_env_spec(kwargs)
+            kwargs = spec.kwargs  # with the diversion points, found once
+        else:
+            spec = env_spec(kwargs, tls_ids=config.tls_ids)
         write_yaml(
             run_dir / "config.yaml",
             {
@@ -697,6 +814,9 @@ def train_command(
     scenario: Annotated[
         str | None, typer.Option(help="RESCO name, zone, built-in scenario or scenario YAML.")
     ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="signals (signal control) or routing (guidance at diversion points).")
+    ] = None,
     algo: Annotated[str | None, typer.Option(help="ppo or dqn.")] = None,
     timesteps: Annotated[int | None, typer.Option(help="Training budget in agent steps.")] = None,
     n_envs: Annotated[int | None, typer.Option(help="Parallel environments (processes).")] = None,
@@ -715,7 +835,8 @@ def train_command(
         Path | None, typer.Option(help="Workspace folder (default ./roadtwin-data).")
     ] = None,
 ) -> None:
-    """Train a signal-control policy (PPO or DQN; one policy shared across several signals).
+    """Train a signal-control policy (PPO or DQN; one policy shared across several signals), or with
+    --task routing a routing policy (PPO: guidance levels at the zone's diversion points).
 
     Writes a training run folder with config.yaml, checkpoints/, tb/ (TensorBoard), best/best_model.zip
     and final_model.zip. A run killed at any point continues with --resume RUN_DIR to the same budget
@@ -730,7 +851,7 @@ def train_command(
         run_dir = train(None, workspace=ws, resume=Path(resume_dir), progress=progress)
     else:
         opts = load_options(
-            TrainOptions, config=config, scenario=scenario, algo=algo, total_timesteps=timesteps,
+            TrainOptions, config=config, scenario=scenario, task=task, algo=algo, total_timesteps=timesteps,
             n_envs=n_envs, seed=seed, checkpoint_every=checkpoint_every, eval_every=eval_every,
             duration_s=duration, progress=progress, workspace=workspace,
         )  # fmt: skip

@@ -80,6 +80,7 @@ __all__ = [
     "SignalObserver",
     "TrafficSignalEnv",
     "TrafficSignalParallelEnv",
+    "episode_command",
     "make_parallel",
     "parallel_env",
 ]
@@ -393,23 +394,7 @@ class _SignalControl:
 
     def command(self, seed: int) -> list[str]:
         """The ``sumo`` command line of an episode with SUMO seed ``seed``."""
-        cmd = [
-            toolchain.binary("sumo"),
-            "-n", str(self.net_file),
-            "-b", f"{self.begin:g}",
-            "-e", f"{self.end:g}",
-            "--seed", str(seed),
-            "--time-to-teleport", f"{self.time_to_teleport:g}",
-            "--no-step-log", "true",
-            "--duration-log.disable", "true",
-        ]  # fmt: skip
-        if self.route_files:
-            cmd += ["-r", ",".join(str(p) for p in self.route_files)]
-        if self.additional_files:
-            cmd += ["-a", ",".join(str(p) for p in self.additional_files)]
-        if not self.sumo_warnings:
-            cmd += ["--no-warnings", "true"]
-        return [*cmd, *self.sumo_args]
+        return episode_command(self, seed=seed)
 
     def start(self, seed: int) -> tuple[list[np.ndarray], list[dict[str, Any]]]:
         """Restart SUMO with ``seed`` and return the first observations and infos."""
@@ -824,3 +809,28 @@ def make_parallel(env_id: str, **kwargs: Any) -> TrafficSignalParallelEnv:
 
 if ENV_ID not in gymnasium.registry:
     gymnasium.register(id=ENV_ID, entry_point="roadtwin.sim.env:TrafficSignalEnv")
+
+
+def episode_command(env: Any, *, seed: int) -> list[str]:
+    """The ``sumo`` command line of an episode of ``env`` with SUMO seed ``seed``.
+
+    ``env`` has ``net_file``, ``begin``, ``end``, ``time_to_teleport``, ``route_files``,
+    ``additional_files``, ``sumo_warnings`` and ``sumo_args`` (the signal and the routing environments).
+    """
+    cmd = [
+        toolchain.binary("sumo"),
+        "-n", str(env.net_file),
+        "-b", f"{env.begin:g}",
+        "-e", f"{env.end:g}",
+        "--seed", str(seed),
+        "--time-to-teleport", f"{env.time_to_teleport:g}",
+        "--no-step-log", "true",
+        "--duration-log.disable", "true",
+    ]  # fmt: skip
+    if env.route_files:
+        cmd += ["-r", ",".join(str(p) for p in env.route_files)]
+    if env.additional_files:
+        cmd += ["-a", ",".join(str(p) for p in env.additional_files)]
+    if not env.sumo_warnings:
+        cmd += ["--no-warnings", "true"]
+    return [*cmd, *env.sumo_args]
