@@ -60,6 +60,8 @@ class DemoOptions(StrictModel):
     scenario: Path | None = None
     seed: int | None = None
     controller: str = BEST_ZONE_CONTROLLER
+    routing: str = "none"
+    penetration: float = Field(default=0.3, gt=0, le=1)
     twin: bool = True
     serve: bool = True
     host: str = "127.0.0.1"
@@ -78,6 +80,16 @@ def demo(
     controller: Annotated[
         str | None,
         typer.Option(help=f"Controller compared with fixed-time (default {BEST_ZONE_CONTROLLER})."),
+    ] = None,
+    routing: Annotated[
+        str | None,
+        typer.Option(
+            help="Route guidance: none (default), guidance (forecast-aware) or rerouting (SUMO's device); "
+            "adds a third run: the compared controller with it."
+        ),
+    ] = None,
+    penetration: Annotated[
+        float | None, typer.Option(help="Share of connected vehicles that follow the guidance (0.3).")
     ] = None,
     twin: Annotated[
         bool | None,
@@ -107,6 +119,8 @@ def demo(
         scenario=scenario,
         seed=seed,
         controller=controller,
+        routing=routing,
+        penetration=penetration,
         twin=twin,
         serve=serve,
         host=host,
@@ -127,7 +141,6 @@ def _run_one(
     scenario_path: str, seed: int | None, controller: str, workspace: str, backend: str, q: Any
 ) -> dict[str, Any]:
     """Child process: one morning-peak run; progress goes to the parent through ``q``."""
-    from roadtwin.agents import make_controller
     from roadtwin.sim.run import run_scenario
     from roadtwin.sim.scenario import load_scenario
     from roadtwin.workspace import Workspace
@@ -135,7 +148,7 @@ def _run_one(
     sc = load_scenario(scenario_path)
     if seed is not None:
         sc = sc.model_copy(update={"seed": seed})
-    ctrl = None if controller == "fixed" else make_controller(controller)
+    ctrl = _controller(controller, seed=sc.seed)
 
     def progress(t: float, end: float, running: int) -> None:
         q.put((controller, t, end, running))
@@ -153,6 +166,20 @@ def _run_one(
         "wall_time_s": result.wall_time_s,
         "sim_time_s": result.sim_time_s,
     }
+
+
+def _controller(job: str, *, seed: int) -> Any:
+    """The controller of a demo job: ``NAME`` or ``NAME+ROUTING@P`` (a routing controller beside it)."""
+    from roadtwin.agents import make_controller
+    from roadtwin.agents.combined import CombinedControl
+    from roadtwin.agents.routing import make_router
+
+    name, _, routed = job.partition("+")
+    if not routed:
+        return None if name == "fixed" else make_controller(name)
+    routing, _, share = routed.partition("@")
+    router = make_router(routing, penetration=float(share.rstrip("%")) / 100, seed=seed)
+    return CombinedControl(make_controller(name), router)
 
 
 def _sense_one(run_dir: str, q: Any) -> dict[str, Any]:
@@ -254,6 +281,10 @@ def run_demo(opts: DemoOptions) -> Path:
     ws = Workspace.at(opts.workspace)
     t0 = time.perf_counter()
     make_controller(opts.controller)  # a bad name fails here, before anything runs
+    if opts.routing != "none":
+        from roadtwin.agents.routing import make_router
+
+        make_router(opts.routing, penetration=opts.penetration)
 
     console.rule("[bold]RoadTwin demo: Yizhuang (Beijing E-Town) morning peak")
     net_file = network_for(workspace=ws, name="yizhuang")
@@ -265,6 +296,8 @@ def run_demo(opts: DemoOptions) -> Path:
     scenario_path = Path(opts.scenario or builtin_scenario("yizhuang_morning_peak"))
     sc = load_scenario(scenario_path)
     jobs = ["fixed"] if opts.controller == "fixed" else ["fixed", opts.controller]
+    if opts.routing != "none":
+        jobs.append(f"{opts.controller}+{opts.routing}@{opts.penetration * 100:g}%")
     console.print(f"scenario: {sc.name}: {sc.description.strip()}")
     console.print(f"running {len(jobs)} simulations side by side: {', '.join(jobs)}")
 
@@ -277,7 +310,7 @@ def run_demo(opts: DemoOptions) -> Path:
         sense=opts.twin,
     )
 
-    table = Table(title=f"{sc.name}: fixed-time vs {opts.controller}" if len(jobs) > 1 else sc.name)
+    table = Table(title=f"{sc.name}: fixed-time vs {' vs '.join(jobs[1:])}" if len(jobs) > 1 else sc.name)
     table.add_column("metric")
     for j in jobs:
         table.add_column(j, justify="right")
@@ -300,7 +333,9 @@ def run_demo(opts: DemoOptions) -> Path:
         footer=ATTRIBUTION,
     )
     summary = report.section(
-        "Signal control: fixed-time against " + opts.controller if len(jobs) > 1 else "Fixed-time signals",
+        "Signal control: fixed-time against " + " and ".join(jobs[1:])
+        if len(jobs) > 1
+        else "Fixed-time signals",
         f"{sc.description.strip()} Each run simulates {(sc.end_s - sc.begin_s) / 3600:.1f} h of the same "
         "demand (same seed).",
     )

@@ -27,6 +27,7 @@ from roadtwin._io import read_json
 
 __all__ = [
     "CONTROLLER_CHOICES",
+    "ROUTING_CHOICES",
     "WEATHER_CHOICES",
     "WhatIfRequest",
     "cancel_job",
@@ -36,6 +37,7 @@ __all__ = [
 
 CONTROLLER_CHOICES = ("fixed", "actuated", "webster", "max-pressure")
 WEATHER_CHOICES = ("clear", "rain", "snow", "fog")
+ROUTING_CHOICES = ("none", "rerouting", "guidance")
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
 _PROCS: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -60,6 +62,11 @@ class WhatIfRequest:
         Length of the window in minutes.
     seed
         Random seed of the demand.
+    routing
+        Route guidance for connected vehicles (:data:`ROUTING_CHOICES`): ``none``, SUMO's ``rerouting``
+        device or RoadTwin's forecast-aware ``guidance``.
+    penetration
+        Share of connected vehicles that follow the guidance, 0 to 1.
     """
 
     controller: str = "max-pressure"
@@ -69,6 +76,8 @@ class WhatIfRequest:
     begin: str = "07:45"
     minutes: int = 15
     seed: int = 42
+    routing: str = "none"
+    penetration: float = 0.3
     extra: dict[str, Any] = field(default_factory=dict)
 
     def baseline(self) -> WhatIfRequest:
@@ -211,14 +220,17 @@ def _leftmost_lane(edge: str) -> int:
 
 
 def _run(request: WhatIfRequest, *, workspace: Path, report: Any) -> dict[str, Any]:
+    from roadtwin.agents.base import make_controller
+    from roadtwin.agents.combined import CombinedControl
+    from roadtwin.agents.routing import make_router
     from roadtwin.sim.run import run_scenario
     from roadtwin.workspace import Workspace
 
-    controller = None
-    if request.controller != "fixed":
-        from roadtwin.agents.base import make_controller
-
-        controller = make_controller(request.controller)
+    signals = make_controller(request.controller)
+    router = make_router(request.routing, penetration=float(request.penetration), seed=request.seed)
+    controller: Any = None
+    if request.controller != "fixed" or router.label != "none":
+        controller = CombinedControl(signals, router)
     result = run_scenario(
         _scenario(request),
         workspace=Workspace.at(workspace),

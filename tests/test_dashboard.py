@@ -368,10 +368,18 @@ def test_a_whatif_run_completes_and_shows_its_result(server: str, tab: _Page) ->
     page = tab.open(server + "/whatif")
     page.locator("#wi-minutes").click()
     page.locator(".dash-dropdown-option, [role=option]").filter(has_text="5 min").first.click()
+    page.locator("#wi-routing").click()
+    page.locator(".dash-dropdown-option, [role=option]").filter(
+        has_text="forecast-aware guidance"
+    ).first.click()
     page.click("#wi-run")
     page.wait_for_selector("#whatif-result-title", timeout=150_000)
     table = page.inner_text("#wi-table")
     assert "delay per vehicle" in table and "baseline" in table
+    # The what-if ran with guidance for the connected vehicles (the slider's default 30 %).
+    result = page.inner_text("#wi-result")
+    assert "forecast-aware guidance for 30 % of vehicles" in result
+    assert "max-pressure-guidance30__" in result  # the run's id: its controller had guidance
     page.wait_for_selector("#wi-result .js-plotly-plot", timeout=10_000)
     tab.shot("whatif-result")
     assert tab.errors == []

@@ -74,3 +74,50 @@ def test_demo_rejects_an_unknown_controller_before_running(tmp_path: Path) -> No
     assert out.returncode == 2
     assert len(out.stderr.strip().splitlines()) == 1 and "controller" in out.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_demo_switches_guidance_on_as_a_third_run(tmp_path: Path) -> None:
+    scenario = tmp_path / "short_incident.yaml"
+    scenario.write_text(
+        yaml.safe_dump(
+            {
+                "name": "short_incident",
+                "description": "Five minutes of the peak with 科创五街 mostly blocked.",
+                "network": "yizhuang",
+                "begin": "07:45",
+                "end": "07:50",
+                "seed": 3,
+                "demand": {"veh_per_hour": 4000},
+                "pedestrians": {"per_hour": 100},
+                "incidents": [{"edge": "46_37", "lanes": [1, 2, 3], "begin": "07:45", "end": "07:50"}],
+            },
+            allow_unicode=True,
+        ),
+        encoding="utf-8",
+    )
+    ws = tmp_path / "ws"
+    out = subprocess.run(
+        [sys.executable, "-m", "roadtwin.cli", "demo", "--workspace", str(ws), "--scenario", str(scenario),
+         "--routing", "guidance", "--penetration", "0.6", "--no-twin", "--no-serve"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    html = (ws / "reports" / "demo.html").read_text()
+    assert "fixed-time against max-pressure and max-pressure+guidance@60%" in html
+    runs = {p.name.split("__")[1]: p for p in (ws / "runs").iterdir()}
+    assert set(runs) == {"fixed", "max-pressure", "max-pressure-guidance60"}
+    config = yaml.safe_load((runs["max-pressure-guidance60"] / "config.yaml").read_text())
+    assert config["run"]["controller_options"]["routing"]["penetration"] == 0.6
+
+
+def test_demo_rejects_an_unknown_routing_before_running(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "roadtwin.cli", "demo", "--workspace", str(tmp_path), "--routing", "teleport"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1 and "routing" in out.stderr
+    assert not (tmp_path / "runs").exists()

@@ -9,6 +9,7 @@ from dash import Input, Output, State, dcc, html, no_update
 from roadtwin.dashboards.pages._common import empty_state, page, table
 from roadtwin.dashboards.whatif import (
     CONTROLLER_CHOICES,
+    ROUTING_CHOICES,
     WEATHER_CHOICES,
     WhatIfRequest,
     cancel_job,
@@ -26,9 +27,10 @@ __all__ = ["PATH", "TITLE", "layout", "register"]
 PATH = "/whatif"
 TITLE = "What-if"
 _INTRO = (
-    "Choose a signal controller, the weather, an incident and the share of automated vehicles; a short "
+    "Choose a signal controller, the weather, an incident, the share of automated vehicles and route "
+    "guidance for connected vehicles; a short "
     "window of the morning peak runs in the background and is compared with the baseline (fixed-time "
-    "signals, clear weather, no incident)."
+    "signals, clear weather, no incident, no guidance)."
 )
 _SHOWN = (
     ("exact_delay_s", "delay per vehicle (s)"),
@@ -107,6 +109,32 @@ def layout(data: WorkspaceData) -> html.Div:
                 ),
                 html.Div(
                     [
+                        html.Label("Route guidance"),
+                        dcc.Dropdown(
+                            id="wi-routing",
+                            options=[{"label": _ROUTING_LABELS[r], "value": r} for r in ROUTING_CHOICES],
+                            value="none",
+                            clearable=False,
+                        ),
+                    ],
+                    className="field",
+                ),
+                html.Div(
+                    [
+                        html.Label("Connected vehicles"),
+                        dcc.Slider(
+                            id="wi-penetration",
+                            min=0.1,
+                            max=1.0,
+                            step=0.1,
+                            value=0.3,
+                            marks={v / 10: f"{v * 10} %" for v in (1, 3, 6, 10)},
+                        ),
+                    ],
+                    className="field wide",
+                ),
+                html.Div(
+                    [
                         html.Label("Window (from 07:45)"),
                         dcc.Dropdown(
                             id="wi-minutes",
@@ -150,10 +178,19 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
         State("wi-incident", "value"),
         State("wi-av", "value"),
         State("wi-minutes", "value"),
+        State("wi-routing", "value"),
+        State("wi-penetration", "value"),
         prevent_initial_call=True,
     )
     def _start(
-        n: int, controller: str, weather: str, incident: str, av: float, minutes: int
+        n: int,
+        controller: str,
+        weather: str,
+        incident: str,
+        av: float,
+        minutes: int,
+        routing: str = "none",
+        penetration: float = 0.3,
     ) -> tuple[Any, ...]:
         valid_incidents = {o["value"] for o in _incident_options(data)}
         if (
@@ -161,6 +198,8 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
             or weather not in WEATHER_CHOICES
             or incident not in valid_incidents
             or minutes not in (5, 15, 30)
+            or routing not in ROUTING_CHOICES
+            or not 0.0 < float(penetration or 0.0) <= 1.0
         ):
             return no_update, True, False, True, "Invalid choice."
         request = WhatIfRequest(
@@ -169,6 +208,8 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
             incident_edge=incident or "",
             av_share=float(av or 0.0),
             minutes=int(minutes),
+            routing=routing,
+            penetration=round(float(penetration), 2),
         )
         job = start_job(workspace=data.root, request=request)
         return job, False, True, False, "Starting the simulation..."
@@ -236,7 +277,8 @@ def _result(result: dict[str, Any]) -> Any:
             html.H3("What-if against baseline", id="whatif-result-title"),
             html.P(
                 f"{req.get('controller')} · {req.get('weather')} · AV {100 * float(req.get('av_share', 0)):.0f} % · "
-                f"incident: {req.get('incident_edge') or 'none'} · {req.get('minutes')} min from {req.get('begin')}; "
+                f"incident: {req.get('incident_edge') or 'none'} · {_guidance(req)} · "
+                f"{req.get('minutes')} min from {req.get('begin')}; "
                 f"runs {whatif.get('run_id')} and {baseline.get('run_id', '–')}",
                 className="muted",
             ),
@@ -244,3 +286,17 @@ def _result(result: dict[str, Any]) -> Any:
             dcc.Graph(figure=fig, config={"displayModeBar": False}),
         ]
     )
+
+
+_ROUTING_LABELS = {
+    "none": "none (fixed routes)",
+    "rerouting": "SUMO rerouting device",
+    "guidance": "forecast-aware guidance",
+}
+
+
+def _guidance(req: dict[str, Any]) -> str:
+    routing = req.get("routing") or "none"
+    if routing == "none":
+        return "no route guidance"
+    return f"{_ROUTING_LABELS.get(routing, routing)} for {100 * float(req.get('penetration', 0)):.0f} % of vehicles"
