@@ -19,9 +19,12 @@ it takes a signal controller; :class:`~roadtwin.agents.combined.CombinedControl`
   (``edge.adaptTraveltime`` with begin and end), so that a route is costed with each edge's travel time *at
   the time the vehicle will reach it*. Connected vehicles are routed on these weights when they enter and
   again every ``reroute_period_s``; a new route is kept only when it saves ``min_gain`` of the old one's
-  cost. Every vehicle sent onto an edge raises that edge's expected queue for the vehicles routed after it
-  (``load_per_vehicle``), so guidance spreads vehicles over the alternatives instead of herding them all
-  onto the same one, as the device does.
+  cost. Routes are costed system-optimally: an edge costs its free-flow time plus ``1 + externality`` times
+  its expected delay, the delay a vehicle suffers and (about as much again per unit of weight) the delay it
+  imposes on the vehicles queued behind it, so connected vehicles keep out of the queues that hold up
+  everyone else rather than just taking the fastest route for themselves. Every vehicle sent onto an edge
+  raises that edge's expected queue for the vehicles routed after it (``load_per_vehicle``), so guidance
+  spreads vehicles over the alternatives instead of herding them all onto the same one, as the device does.
 
 The RL routing agent (``rl-routing:PATH``) sets the guidance share at the zone's diversion points; it lives
 in :mod:`roadtwin.agents.routing_rl` and registers itself here.
@@ -379,6 +382,10 @@ class ForecastGuidance(RoutingController):
         Use the incident feed: a lane blocked by an incident (a vehicle of type ``incident`` standing on
         it, as the roadside cameras report it) takes that lane's share of the edge's discharge away until
         its announced clearance time (the incident's ``end``).
+    externality
+        Weight of the delay a vehicle imposes on those queued behind it (system-optimal routing): an edge
+        costs its free-flow time plus ``1 + externality`` times its expected delay. 0 routes each vehicle
+        on its own travel time (user-optimal, like the device).
     forecaster
         The edge forecaster (default :class:`EdgeTravelTimeForecaster`).
     """
@@ -396,6 +403,7 @@ class ForecastGuidance(RoutingController):
         min_gain: float = 0.0,
         load_per_vehicle: float = 0.5,
         incidents: bool = True,
+        externality: float = 3.0,
         forecaster: EdgeForecaster | None = None,
     ) -> None:
         horizons = tuple(float(h) for h in horizons_min)
@@ -415,6 +423,7 @@ class ForecastGuidance(RoutingController):
             min_gain=min_gain,
             load_per_vehicle=load_per_vehicle,
             incidents=bool(incidents),
+            externality=float(externality),
         )
         self.decision_interval_s = 10.0
         self._incidents: dict[str, tuple[str, float]] = {}
@@ -464,6 +473,7 @@ class ForecastGuidance(RoutingController):
             * getattr(fc, "green_share", 0.45)
         )
         self._load = np.zeros(len(edges))
+        self._free = np.asarray(length, dtype=float) / np.maximum(np.asarray(speed, dtype=float), 1.0)
         for edge in edges:
             conn.edge.subscribe(edge, (_VEH_NUMBER, _MEAN_SPEED, _HALTING))
         self._seen = set()
@@ -535,7 +545,11 @@ class ForecastGuidance(RoutingController):
                     blocked[i] += 1
                     until[i] = max(until[i], clear_at)
             self.forecaster.set_incidents(time_s=now, blocked_lanes=blocked, until_s=until)
-        self._tt = self.forecaster.forecast(self._horizons_s)
+        tt = self.forecaster.forecast(self._horizons_s)
+        # System-optimal costing: the delay a vehicle adds to the others queued behind it on an edge is about
+        # its own queueing delay again; ``externality`` weighs it into the cost guidance routes on.
+        w = float(self.options["externality"])
+        self._tt = self._free + (1.0 + w) * np.maximum(tt - self._free, 0.0) if w else tt
         # Vehicles sent onto an edge show up in its readings once they get there: the load fades.
         self._load *= 0.5
         self._bounds = self._interval_bounds(now)
