@@ -473,7 +473,7 @@ class ForecastGuidance(RoutingController):
             * getattr(fc, "green_share", 0.45)
         )
         self._load = np.zeros(len(edges))
-        self._free = np.asarray(length, dtype=float) / np.maximum(np.asarray(speed, dtype=float), 1.0)
+        self._free_tt = np.asarray(length, dtype=float) / np.maximum(np.asarray(speed, dtype=float), 1.0)
         for edge in edges:
             conn.edge.subscribe(edge, (_VEH_NUMBER, _MEAN_SPEED, _HALTING))
         self._seen = set()
@@ -549,7 +549,7 @@ class ForecastGuidance(RoutingController):
         # System-optimal costing: the delay a vehicle adds to the others queued behind it on an edge is about
         # its own queueing delay again; ``externality`` weighs it into the cost guidance routes on.
         w = float(self.options["externality"])
-        self._tt = self._free + (1.0 + w) * np.maximum(tt - self._free, 0.0) if w else tt
+        self._tt = self._free_tt + (1.0 + w) * np.maximum(tt - self._free_tt, 0.0) if w else tt
         # Vehicles sent onto an edge show up in its readings once they get there: the load fades.
         self._load *= 0.5
         self._bounds = self._interval_bounds(now)
