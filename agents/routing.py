@@ -386,6 +386,11 @@ class ForecastGuidance(RoutingController):
         Weight of the delay a vehicle imposes on those queued behind it (system-optimal routing): an edge
         costs its free-flow time plus ``1 + externality`` times its expected delay. 0 routes each vehicle
         on its own travel time (user-optimal, like the device).
+    externality_fill
+        If positive, the externality's weight grows with the share of an edge its queue fills, reaching
+        ``externality`` at this share; 0 (default) weighs every edge's delay alike. On the incident scenario
+        (seed 1, 30 % connected) 0.2 took fixed-time signals from 415 s to 430 s of mean travel time and
+        max-pressure from 339 s to 331 s.
     forecaster
         The edge forecaster (default :class:`EdgeTravelTimeForecaster`).
     """
@@ -404,6 +409,7 @@ class ForecastGuidance(RoutingController):
         load_per_vehicle: float = 0.5,
         incidents: bool = True,
         externality: float = 3.0,
+        externality_fill: float = 0.0,
         forecaster: EdgeForecaster | None = None,
     ) -> None:
         horizons = tuple(float(h) for h in horizons_min)
@@ -424,6 +430,7 @@ class ForecastGuidance(RoutingController):
             load_per_vehicle=load_per_vehicle,
             incidents=bool(incidents),
             externality=float(externality),
+            externality_fill=float(externality_fill),
         )
         self.decision_interval_s = 10.0
         self._incidents: dict[str, tuple[str, float]] = {}
@@ -548,8 +555,15 @@ class ForecastGuidance(RoutingController):
         tt = self.forecaster.forecast(self._horizons_s)
         # System-optimal costing: the delay a vehicle adds to the others queued behind it on an edge is about
         # its own queueing delay again; ``externality`` weighs it into the cost guidance routes on.
+        # With ``externality_fill``, the weight grows with the share of the edge its queue fills (full weight
+        # from that share on): only queues that outlast a cycle hold the vehicles behind up for long.
         w = float(self.options["externality"])
-        self._tt = self._free_tt + (1.0 + w) * np.maximum(tt - self._free_tt, 0.0) if w else tt
+        full = float(self.options["externality_fill"])
+        fc = self.forecaster
+        if w and full > 0 and hasattr(fc, "queue") and hasattr(fc, "capacity"):
+            fill = np.asarray(fc.queue) / np.maximum(np.asarray(fc.capacity), 1.0)
+            w = w * np.clip(fill / full, 0.0, 1.0)
+        self._tt = self._free_tt + (1.0 + w) * np.maximum(tt - self._free_tt, 0.0)
         # Vehicles sent onto an edge show up in its readings once they get there: the load fades.
         self._load *= 0.5
         self._bounds = self._interval_bounds(now)
