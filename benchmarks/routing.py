@@ -157,6 +157,12 @@ def summarize(rows: list[dict[str, Any]], *, cells: list[tuple[str, str, float]]
     return out
 
 
+def _short(routing: str) -> str:
+    """``rl-routing:/long/path/RUN`` as ``rl-routing:RUN``."""
+    name, _, source = routing.partition(":")
+    return f"{name}:{Path(source).name}" if source else name
+
+
 def print_table(summary: list[dict[str, Any]], *, title: str) -> str:
     """Print the summary as a Markdown table; return it."""
     head = [
@@ -169,7 +175,7 @@ def print_table(summary: list[dict[str, Any]], *, title: str) -> str:
     ]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in summary:
-        cells = [r["signals"], r["routing"], f"{r['penetration'] * 100:g} %", str(r["seeds"])]
+        cells = [r["signals"], _short(r["routing"]), f"{r['penetration'] * 100:g} %", str(r["seeds"])]
         for metric, _ in METRICS:
             digits = 0 if metric in ("throughput_veh_h", "never_inserted", "still_running", "reroutes") else 1
             cells.append(f"{r[metric]:.{digits}f} ± {r[f'{metric}_std']:.{digits}f}")
@@ -191,7 +197,7 @@ def goal_lines(summary: list[dict[str, Any]]) -> list[str]:
         met_goal = r["vs_none"] <= -GOAL
         vs_device = (r["trip_time_s"] / device["trip_time_s"] - 1.0) if device else float("nan")
         out.append(
-            f"- {signals}, {routing} at {share * 100:g} %: travel time {r['vs_none'] * 100:+.1f} % vs none "
+            f"- {signals}, {_short(routing)} at {share * 100:g} %: travel time {r['vs_none'] * 100:+.1f} % vs none "
             f"(goal -15 %: {'met' if met_goal else 'NOT met'}); "
             + (
                 f"{vs_device * 100:+.1f} % vs the rerouting device "
@@ -224,7 +230,7 @@ def plot(summary: list[dict[str, Any]], path: Path) -> Path:
             if none is not None:
                 pts = [(0.0, none["trip_time_s"], none["trip_time_s_std"]), *pts]
             xs, ys, es = zip(*pts, strict=True)
-            ax.errorbar([x * 100 for x in xs], ys, yerr=es, marker="o", capsize=3, label=routing)
+            ax.errorbar([x * 100 for x in xs], ys, yerr=es, marker="o", capsize=3, label=_short(routing))
         if none is not None:
             ax.axhline(
                 none["trip_time_s"] * (1 - GOAL), color="grey", ls="--", lw=1, label="goal: -15 % vs none"
