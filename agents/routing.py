@@ -36,6 +36,7 @@ import contextlib
 import hashlib
 import itertools
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -57,11 +58,14 @@ __all__ = [
     "ForecastGuidance",
     "NoRouting",
     "ReroutingDevice",
+    "RoadEdge",
     "RoutingController",
     "is_connected",
     "make_router",
     "register_router",
+    "road_edges",
     "router_names",
+    "unit_hash",
 ]
 
 #: The connected-vehicle penetrations of the routing benchmark (issue 8).
@@ -86,8 +90,57 @@ def is_connected(vehicle_id: str, *, penetration: float, seed: int) -> bool:
         return False
     if penetration >= 1:
         return True
-    digest = hashlib.blake2b(f"{seed}/{vehicle_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64 < penetration
+    return unit_hash(seed, vehicle_id) < penetration
+
+
+def unit_hash(*parts: object) -> float:
+    """A stable draw in [0, 1) from ``parts`` (joined with ``/``): the same in every process and run."""
+    digest = hashlib.blake2b("/".join(str(p) for p in parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class RoadEdge:
+    """A road edge of the simulated network, as routing sees it."""
+
+    id: str
+    lanes: int  # lanes open to passenger cars
+    length: float
+    speed: float  # the fastest usable lane's limit
+    to_node: str
+    signalised: bool  # a traffic light controls its connections
+
+
+def road_edges(conn: Any) -> tuple[dict[str, RoadEdge], dict[str, list[str]]]:
+    """Road edges of a running simulation (the TraCI API, in its edge order), and each junction's
+    outgoing road edges. Internal edges and edges with no lane open to cars (footpaths) are left out."""
+    controlled: set[str] = set()
+    for tls in conn.trafficlight.getIDList():
+        for links in conn.trafficlight.getControlledLinks(tls):
+            for link in links:
+                if link and not link[0].startswith(":"):
+                    controlled.add(conn.lane.getEdgeID(link[0]))
+    edges: dict[str, RoadEdge] = {}
+    out: dict[str, list[str]] = {}
+    for eid in conn.edge.getIDList():
+        if eid.startswith(":"):
+            continue
+        lanes = [f"{eid}_{i}" for i in range(conn.edge.getLaneNumber(eid))]
+        usable = [
+            ln for ln in lanes if not conn.lane.getAllowed(ln) or "passenger" in conn.lane.getAllowed(ln)
+        ]
+        if not usable:
+            continue
+        edges[eid] = RoadEdge(
+            id=eid,
+            lanes=len(usable),
+            length=float(conn.lane.getLength(usable[0])),
+            speed=max(float(conn.lane.getMaxSpeed(ln)) for ln in usable),
+            to_node=conn.edge.getToJunction(eid),
+            signalised=eid in controlled,
+        )
+        out.setdefault(conn.edge.getFromJunction(eid), []).append(eid)
+    return edges, out
 
 
 class RoutingController(Controller):
@@ -444,6 +497,8 @@ class ForecastGuidance(RoutingController):
         self._tt = np.zeros((0, 0))
         self._load = np.zeros(0)
         self._discharge = np.zeros(0)
+        self._spare = np.zeros(0)
+        self.road: tuple[dict[str, RoadEdge], dict[str, list[str]]] = ({}, {})
         self._bounds: list[tuple[float, float]] = []
 
     # --- life cycle ----------------------------------------------------------------------------------
@@ -451,23 +506,12 @@ class ForecastGuidance(RoutingController):
     def start(self, session: SumoSession) -> None:
         """Find the road edges and subscribe their sensor readings."""
         conn = session.conn
-        edges, length, speed, lanes = [], [], [], []
-        for edge in conn.edge.getIDList():
-            if edge.startswith(":"):
-                continue
-            n = conn.edge.getLaneNumber(edge)
-            lane_ids = [f"{edge}_{i}" for i in range(n)]
-            usable = [
-                ln
-                for ln in lane_ids
-                if "passenger" in conn.lane.getAllowed(ln) or not conn.lane.getAllowed(ln)
-            ]
-            if not usable:
-                continue  # footpaths
-            edges.append(edge)
-            length.append(conn.lane.getLength(usable[0]))
-            speed.append(max(conn.lane.getMaxSpeed(ln) for ln in usable))
-            lanes.append(len(usable))
+        self.road = road_edges(conn)
+        records = list(self.road[0].values())
+        edges = [r.id for r in records]
+        length = [r.length for r in records]
+        speed = [r.speed for r in records]
+        lanes = [r.lanes for r in records]
         self._edges = edges
         self._index = {e: i for i, e in enumerate(edges)}
         self.forecaster.reset(
@@ -494,11 +538,12 @@ class ForecastGuidance(RoutingController):
             return
         conn = session.conn
         now = session.time
+        running = conn.vehicle.getIDList()
         if now >= self._next_update:
-            self._update(conn, now)
+            self._update(conn, now, running=running)
             self._next_update = now + float(self.options["update_s"])
         period = float(self.options["reroute_period_s"])
-        for vid in conn.vehicle.getIDList():
+        for vid in running:
             if vid not in self._seen:
                 self._seen.add(vid)
                 if self.options["incidents"] and conn.vehicle.getTypeID(vid) == INCIDENT_TYPE:
@@ -530,7 +575,7 @@ class ForecastGuidance(RoutingController):
 
     # --- weights -------------------------------------------------------------------------------------
 
-    def _update(self, conn: Any, now: float) -> None:
+    def _update(self, conn: Any, now: float, *, running: Any) -> None:
         res = conn.edge.getAllSubscriptionResults()
         n = len(self._edges)
         veh, halt, speed = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -541,8 +586,15 @@ class ForecastGuidance(RoutingController):
                 halt[i] = row.get(_HALTING, 0)
                 speed[i] = max(row.get(_MEAN_SPEED, 0.0), 0.0)
         self.forecaster.observe(time_s=now, vehicles=veh, halting=halt, mean_speed_ms=speed)
+        fc = self.forecaster
+        fill = np.zeros(n)
+        if hasattr(fc, "queue") and hasattr(fc, "capacity"):
+            fill = np.minimum(np.asarray(fc.queue) / np.maximum(np.asarray(fc.capacity), 1.0), 1.0)
+        # Spare capacity until the next update: half an update interval's discharge, less the share of the
+        # edge its queue already fills.
+        self._spare = 0.5 * self._discharge * float(self.options["update_s"]) * (1.0 - fill)
         if self._incidents and hasattr(self.forecaster, "set_incidents"):
-            present = set(conn.vehicle.getIDList())
+            present = set(running)
             blocked, until = np.zeros(n), np.full(n, -math.inf)
             for vid, (edge, clear_at) in list(self._incidents.items()):
                 i = self._index.get(edge)
@@ -559,10 +611,8 @@ class ForecastGuidance(RoutingController):
         # from that share on): only queues that outlast a cycle hold the vehicles behind up for long.
         w = float(self.options["externality"])
         full = float(self.options["externality_fill"])
-        fc = self.forecaster
         if w and full > 0 and hasattr(fc, "queue") and hasattr(fc, "capacity"):
-            fill = np.asarray(fc.queue) / np.maximum(np.asarray(fc.capacity), 1.0)
-            w = w * np.clip(fill / full, 0.0, 1.0)
+            w = w * np.clip(np.asarray(fc.queue) / np.maximum(np.asarray(fc.capacity), 1.0) / full, 0.0, 1.0)
         self._tt = self._free_tt + (1.0 + w) * np.maximum(tt - self._free_tt, 0.0)
         # Vehicles sent onto an edge show up in its readings once they get there: the load fades.
         self._load *= 0.5
@@ -584,17 +634,9 @@ class ForecastGuidance(RoutingController):
         return list(itertools.pairwise(cuts))
 
     def _extra(self, i: int) -> float:
-        """Delay (s) the vehicles guidance sent onto edge ``i`` will add there.
-
-        Only what exceeds the edge's spare capacity queues: half an update interval's discharge, less
-        the share of the edge its queue already fills.
-        """
-        fc = self.forecaster
-        fill = 0.0
-        if hasattr(fc, "queue") and hasattr(fc, "capacity"):
-            fill = min(float(fc.queue[i]) / max(float(fc.capacity[i]), 1.0), 1.0)
-        spare = 0.5 * self._discharge[i] * float(self.options["update_s"]) * (1.0 - fill)
-        excess = max(self._load[i] - spare, 0.0)
+        """Delay (s) the vehicles guidance sent onto edge ``i`` will add there: only what exceeds the
+        edge's spare capacity (:meth:`_update`) queues."""
+        excess = max(self._load[i] - self._spare[i], 0.0)
         return excess * float(self.options["load_per_vehicle"]) / self._discharge[i]
 
     def _set_weights(self, conn: Any, i: int, edge: str) -> None:

@@ -33,7 +33,6 @@ Importing this module imports neither torch nor stable-baselines3; Gymnasium is 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 from collections.abc import Sequence
@@ -44,7 +43,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from roadtwin import toolchain
-from roadtwin.agents.routing import ForecastGuidance, register_router
+from roadtwin.agents.routing import (
+    _HALTING,
+    _MEAN_SPEED,
+    _VEH_NUMBER,
+    ForecastGuidance,
+    RoadEdge,
+    register_router,
+    road_edges,
+    unit_hash,
+)
 from roadtwin.errors import ConfigError, InputError, MissingExtraError, RoadTwinError, SimulationError
 from roadtwin.sim.backend import BACKENDS, DEFAULT_BACKEND, Backend, start
 
@@ -77,9 +85,6 @@ LEVELS = (0.0, 0.5, 1.0)
 #: Seconds between two calls of the guidance underneath (:class:`ForecastGuidance`'s tick).
 GUIDANCE_TICK_S = 10.0
 
-_VEH_NUMBER = 0x10  # LAST_STEP_VEHICLE_NUMBER
-_MEAN_SPEED = 0x11  # LAST_STEP_MEAN_SPEED
-_HALTING = 0x14  # LAST_STEP_VEHICLE_HALTING_NUMBER
 
 PathLike = str | os.PathLike[str]
 
@@ -87,19 +92,9 @@ PathLike = str | os.PathLike[str]
 # --- diversion points ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Edge:
-    id: str
-    lanes: int  # lanes open to passenger cars
-    length: float
-    speed: float  # the fastest usable lane's limit
-    to_node: str
-    signalised: bool  # a traffic light controls its connections
-
-
-def _net_edges(net: Any) -> tuple[dict[str, _Edge], dict[str, list[str]]]:
+def _net_edges(net: Any) -> tuple[dict[str, RoadEdge], dict[str, list[str]]]:
     """Road edges of a sumolib network, and each node's outgoing road edges."""
-    edges: dict[str, _Edge] = {}
+    edges: dict[str, RoadEdge] = {}
     for edge in net.getEdges():
         if edge.getID().startswith(":") or edge.getFunction() not in ("", "normal"):
             continue
@@ -107,7 +102,7 @@ def _net_edges(net: Any) -> tuple[dict[str, _Edge], dict[str, list[str]]]:
         if not usable:
             continue  # footpaths, cycleways
         signalised = any(c.getTLSID() for conns in edge.getOutgoing().values() for c in conns)
-        edges[edge.getID()] = _Edge(
+        edges[edge.getID()] = RoadEdge(
             id=edge.getID(),
             lanes=len(usable),
             length=float(usable[0].getLength()),
@@ -121,40 +116,9 @@ def _net_edges(net: Any) -> tuple[dict[str, _Edge], dict[str, list[str]]]:
     return edges, out
 
 
-def _conn_edges(conn: Any) -> tuple[dict[str, _Edge], dict[str, list[str]]]:
-    """Road edges of a running simulation (the TraCI API), and each junction's outgoing road edges."""
-    controlled: set[str] = set()
-    for tls in conn.trafficlight.getIDList():
-        for links in conn.trafficlight.getControlledLinks(tls):
-            for link in links:
-                if link and not link[0].startswith(":"):
-                    controlled.add(conn.lane.getEdgeID(link[0]))
-    edges: dict[str, _Edge] = {}
-    out: dict[str, list[str]] = {}
-    for eid in conn.edge.getIDList():
-        if eid.startswith(":"):
-            continue
-        lanes = [f"{eid}_{i}" for i in range(conn.edge.getLaneNumber(eid))]
-        usable = [
-            ln for ln in lanes if not conn.lane.getAllowed(ln) or "passenger" in conn.lane.getAllowed(ln)
-        ]
-        if not usable:
-            continue
-        edges[eid] = _Edge(
-            id=eid,
-            lanes=len(usable),
-            length=float(conn.lane.getLength(usable[0])),
-            speed=max(float(conn.lane.getMaxSpeed(ln)) for ln in usable),
-            to_node=conn.edge.getToJunction(eid),
-            signalised=eid in controlled,
-        )
-        out.setdefault(conn.edge.getFromJunction(eid), []).append(eid)
-    return edges, out
-
-
-def _road_edges(conn_or_net: Any) -> tuple[dict[str, _Edge], dict[str, list[str]]]:
+def _road_edges(conn_or_net: Any) -> tuple[dict[str, RoadEdge], dict[str, list[str]]]:
     if hasattr(conn_or_net, "trafficlight") and hasattr(conn_or_net, "edge"):
-        return _conn_edges(conn_or_net)
+        return road_edges(conn_or_net)
     if isinstance(conn_or_net, str | os.PathLike):
         path = Path(conn_or_net)
         if not path.is_file():
@@ -166,7 +130,7 @@ def _road_edges(conn_or_net: Any) -> tuple[dict[str, _Edge], dict[str, list[str]
     return _net_edges(conn_or_net)
 
 
-def _rank(edges: dict[str, _Edge], ids: list[str]) -> list[str]:
+def _rank(edges: dict[str, RoadEdge], ids: list[str]) -> list[str]:
     """``ids`` by lanes x length, longest first, ties by id (stable whatever the source)."""
     return sorted(ids, key=lambda e: (-round(edges[e].lanes * edges[e].length, 1), e))
 
@@ -201,11 +165,6 @@ def diversion_points(conn_or_net: Any, *, k: int) -> list[str]:
 
 
 # --- guidance with levels ------------------------------------------------------------------------------
-
-
-def _draw(seed: int, vehicle_id: str, interval: int) -> float:
-    digest = hashlib.blake2b(f"{seed}/{vehicle_id}/{interval}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0**64
 
 
 class DiversionGuidance(ForecastGuidance):
@@ -282,7 +241,7 @@ class DiversionGuidance(ForecastGuidance):
         """Start guidance and lay out the observed edges on the live network."""
         super().start(session)
         conn = session.conn
-        edges, out = _conn_edges(conn)
+        edges, out = self.road
         missing = [p for p in self.points if p not in edges]
         if missing:
             raise ConfigError(
@@ -343,7 +302,7 @@ class DiversionGuidance(ForecastGuidance):
             return True
         if level <= 0.0:
             return False
-        return _draw(self.seed, vid, self._interval) < level
+        return unit_hash(self.seed, vid, self._interval) < level
 
 
 # --- the environment -----------------------------------------------------------------------------------

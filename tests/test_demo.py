@@ -9,22 +9,28 @@ from pathlib import Path
 import yaml
 
 
+def _short_scenario(
+    folder: Path, *, name: str, end: str, walkers: int, incidents: list[dict[str, object]] | None = None
+) -> Path:
+    """A few minutes of the zone's peak from 07:45 (4,000 veh/h), as a scenario YAML in ``folder``."""
+    path = folder / f"{name}.yaml"
+    data = {
+        "name": name,
+        "description": f"The peak from 07:45 to {end}.",
+        "network": "yizhuang",
+        "begin": "07:45",
+        "end": end,
+        "seed": 3,
+        "demand": {"veh_per_hour": 4000},
+        "pedestrians": {"per_hour": walkers},
+        "incidents": incidents or [],
+    }
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def test_demo_compares_fixed_time_with_the_best_controller_and_runs_the_twin(tmp_path: Path) -> None:
-    scenario = tmp_path / "short.yaml"
-    scenario.write_text(
-        yaml.safe_dump(
-            {
-                "name": "short_peak",
-                "description": "Ten minutes of the peak.",
-                "network": "yizhuang",
-                "begin": "07:45",
-                "end": "07:55",
-                "seed": 3,
-                "demand": {"veh_per_hour": 4000},
-                "pedestrians": {"per_hour": 200},
-            }
-        )
-    )
+    scenario = _short_scenario(tmp_path, name="short_peak", end="07:55", walkers=200)
     ws = tmp_path / "ws"
     out = subprocess.run(
         [
@@ -77,23 +83,9 @@ def test_demo_rejects_an_unknown_controller_before_running(tmp_path: Path) -> No
 
 
 def test_demo_switches_guidance_on_as_a_third_run(tmp_path: Path) -> None:
-    scenario = tmp_path / "short_incident.yaml"
-    scenario.write_text(
-        yaml.safe_dump(
-            {
-                "name": "short_incident",
-                "description": "Five minutes of the peak with 科创五街 mostly blocked.",
-                "network": "yizhuang",
-                "begin": "07:45",
-                "end": "07:50",
-                "seed": 3,
-                "demand": {"veh_per_hour": 4000},
-                "pedestrians": {"per_hour": 100},
-                "incidents": [{"edge": "46_37", "lanes": [1, 2, 3], "begin": "07:45", "end": "07:50"}],
-            },
-            allow_unicode=True,
-        ),
-        encoding="utf-8",
+    incident = {"edge": "46_37", "lanes": [1, 2, 3], "begin": "07:45", "end": "07:50"}
+    scenario = _short_scenario(
+        tmp_path, name="short_incident", end="07:50", walkers=100, incidents=[incident]
     )
     ws = tmp_path / "ws"
     out = subprocess.run(

@@ -244,7 +244,7 @@ def test_train_kill_9_resume_then_drive_a_run(incident_yaml: Path, tmp_path: Pat
     router = make_router(f"rl-routing:{run}", penetration=0.3, seed=sumo_seed)
     assert isinstance(router, RLRouting) and router.label == "rl-routing@30%"
     control = CombinedControl(make_controller("fixed"), router)
-    assert control.name == "fixed+rl-routing@30%"
+    assert control.name == "fixed+rl-routing30"  # run ids: safe in paths and URLs
     ws = Workspace.at(tmp_path / "eval")
     sc = resolve_scenario(incident_yaml, workspace=ws)
     out = run_inputs(
