@@ -142,15 +142,18 @@ def _fill_extras(root: Path, run_id: str, net: Path) -> None:
     (dataset / "trajectories.parquet").write_bytes(b"PAR1")
 
     edges = network_frames(net).edges["id"].astype(str).head(50).tolist()
-    times = pd.date_range("2026-01-01 07:00", periods=16, freq="15min", tz="UTC")
+    # 07:30-08:30 local (UTC+8) in 5-minute intervals, the same window as the run.
+    times = pd.date_range("2026-01-01 23:30", periods=12, freq="5min", tz="UTC")
     state = pd.DataFrame(
-        [{"edge": e, "measured_at": t, "flow_veh_h": 400.0 + i * 10, "speed_kmh": 40.0 - i}
+        [{"edge": e, "interval_start": t, "resolution_s": 300, "speed_kmh": 40.0 - i,
+          "flow_veh_h": 400.0 + i * 10, "density_veh_km": 10.0 + i, "confidence": 1.0}
          for e in edges for i, t in enumerate(times)]
     )  # fmt: skip
+    step = pd.Timedelta(minutes=5)
     forecasts = pd.DataFrame(
-        [{"edge": e, "issued_at": times[-1], "horizon_min": h, "target_at": t,
-          "flow_veh_h": 420.0 + i * 10, "speed_kmh": 38.0 - i}
-         for e in edges for h in (15, 30, 60) for i, t in enumerate(times)]
+        [{"edge": e, "issued_at": t, "horizon_min": h, "target_at": t + pd.Timedelta(minutes=h),
+          "resolution_s": 300, "flow_veh_h": 420.0 + i * 10, "speed_kmh": 38.0 - i, "method": "persistence"}
+         for e in edges for h in (15, 30, 60) for i, t in enumerate(times + step)]
     )  # fmt: skip
     store = root / "roadtwin.duckdb"
     store.unlink(missing_ok=True)
@@ -195,11 +198,16 @@ def serve(root: Path, times: ServerTimes) -> Iterator[str]:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
-    from roadtwin.dashboards import create_app
+    from roadtwin.dashboards.app import create_app, warm
 
     t0 = time.perf_counter()
     app = create_app(workspace=root)
-    print(f"create_app in {1000 * (time.perf_counter() - t0):.0f} ms", flush=True)
+    t1 = time.perf_counter()
+    warm(app)  # as `roadtwin dash` does before it listens
+    print(
+        f"create_app in {1000 * (t1 - t0):.0f} ms, warm-up in {1000 * (time.perf_counter() - t1):.0f} ms",
+        flush=True,
+    )
     server_app = app.server
 
     @server_app.before_request

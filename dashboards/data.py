@@ -327,8 +327,9 @@ class WorkspaceData:
             raise PathOutsideWorkspace(f"{path} lies outside the workspace")
         frames = network_frames(path)
         edges = pd.DataFrame(frames.edges.drop(columns="geometry"))
-        edges["lon"] = [list(g.xy[0]) for g in frames.edges.geometry]
-        edges["lat"] = [list(g.xy[1]) for g in frames.edges.geometry]
+        # Six decimals (~0.1 m) is finer than any screen shows; full floats would double the maps' JSON.
+        edges["lon"] = [[round(x, 6) for x in g.xy[0]] for g in frames.edges.geometry]
+        edges["lat"] = [[round(y, 6) for y in g.xy[1]] for g in frames.edges.geometry]
         signals = pd.DataFrame(frames.signals.drop(columns="geometry"))
         by_to: dict[str, list[str]] = {}
         names: dict[str, str] = {}
@@ -644,6 +645,33 @@ class WorkspaceData:
         local = pd.to_datetime(st["interval_start"], utc=True).dt.tz_convert(ZONE_TIMEZONE)
         st["tod_s"] = (local.dt.hour * 3600 + local.dt.minute * 60 + local.dt.second).astype(float)
         return st
+
+    def warm(self) -> None:
+        """Read what the pages show first (newest run, its network and edge data, the store, newest
+        evaluation and training run, datasets) into the caches, so that a first visit does not pay for it.
+
+        Never raises: a file that cannot be read is the page's business when it is shown.
+        """
+        steps: list[Callable[[], object]] = [self.store_tables, self.estimated_state, self.twin_forecasts]
+        runs = self.run_options()
+        if runs:
+            run_id = runs[0]["value"]
+            steps += [lambda: self.intervals(run_id), lambda: self.junction_table(run_id)]
+            net = self.network_file(run_id)
+            if net is not None:
+                steps.append(lambda: self.network(net))
+        elif (default := self.default_network()) is not None:
+            steps.append(lambda: self.network(default))
+        evaluations = self.evaluations()
+        if evaluations:
+            steps.append(lambda: self.summary(evaluations[0]))
+        trainings = self.runs(kind="training")
+        if len(trainings):
+            steps.append(lambda: self.learning_curves(str(trainings["id"].iloc[0])))
+        steps.append(self.datasets)
+        for step in steps:
+            with contextlib.suppress(Exception):
+                step()
 
     @_by_mtime
     def _store(self, path: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None, str]:

@@ -125,9 +125,10 @@ def _free_port() -> int:
 def _serve(root: Path) -> Iterator[str]:
     from werkzeug.serving import make_server
 
-    from roadtwin.dashboards import create_app
+    from roadtwin.dashboards.app import create_app, warm
 
     app = create_app(workspace=root)
+    warm(app)  # as `roadtwin dash` does
     server = make_server("127.0.0.1", _free_port(), app.server, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -254,6 +255,25 @@ def test_dash_command_listens_on_localhost_by_default(tmp_path: Path) -> None:
     config = tmp_path / "dash.yaml"
     config.write_text("port: 9000\nhost: 0.0.0.0\n")
     assert load_options(DashOptions, config=config, workspace=None, host=None, port=None).port == 9000
+
+
+def test_pages_take_plotly_basic_bundle_only_when_it_matches_plotly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import plotly.offline
+
+    from roadtwin.dashboards import app as app_module
+
+    def index() -> str:
+        app_module.plotly_basic_matches.cache_clear()
+        return app_module.create_app(workspace=tmp_path).server.test_client().get("/").get_data(as_text=True)
+
+    page = index()
+    assert "vendor/plotly-basic.min.js" in page and "package_data/plotly" not in page
+    monkeypatch.setattr(plotly.offline, "get_plotlyjs_version", lambda: "0.0.1")
+    page = index()  # another plotly.js: the full bundle, loaded with the other scripts
+    assert "vendor/plotly-basic.min.js" not in page and "package_data/plotly" in page
+    app_module.plotly_basic_matches.cache_clear()
 
 
 def test_an_empty_workspace_explains_every_page(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from roadtwin.dashboards.data import WorkspaceData
 
-__all__ = ["PATH", "TITLE", "layout", "register"]
+__all__ = ["PATH", "TITLE", "layout", "register", "series_figures"]
 
 PATH = "/forecast"
 TITLE = "Forecast"
@@ -68,6 +68,7 @@ def layout(data: WorkspaceData) -> html.Div:
         )
     locations = _locations(data, forecasts)
     issued = forecasts["issued"]
+    flow, speed = series_figures(data, edge=locations[0]["value"], horizon=HORIZONS[0])
     return page(
         TITLE,
         _INTRO,
@@ -93,13 +94,16 @@ def layout(data: WorkspaceData) -> html.Div:
                 dcc.RadioItems(
                     id="fc-horizon",
                     options=[{"label": f" {h} min", "value": h} for h in HORIZONS],
-                    value=15,
+                    value=HORIZONS[0],
                     inline=True,
                 ),
             ],
             className="control",
         ),
-        html.Div([dcc.Graph(id="fc-flow"), dcc.Graph(id="fc-speed")], className="row2"),
+        # The first location's series are drawn here, not by a callback on load: a round trip sooner.
+        html.Div(
+            [dcc.Graph(id="fc-flow", figure=flow), dcc.Graph(id="fc-speed", figure=speed)], className="row2"
+        ),
         html.H3(f"Congestion outlook: the next hour from {issued.max():%H:%M}"),
         html.Div(id="fc-outlook"),
     )
@@ -113,47 +117,10 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
         Output("fc-speed", "figure"),
         Input("fc-edge", "value"),
         Input("fc-horizon", "value"),
+        prevent_initial_call=True,  # the layout holds the first location's series
     )
     def _series(edge: str | None, horizon: int | None) -> tuple[Any, Any]:
-        import plotly.graph_objects as go
-
-        forecasts, state, method = data.twin_forecasts()
-        figs = []
-        for col, label in (("flow_veh_h", "flow (veh/h)"), ("speed_kmh", "speed (km/h)")):
-            fig = go.Figure()
-            if state is not None and not state.empty:
-                s = state[state["edge"].astype(str) == str(edge)].sort_values("at")
-                fig.add_trace(
-                    go.Scatter(
-                        x=s["at"].dt.tz_localize(None),
-                        y=s[col],
-                        name="actual (estimated state)",
-                        mode="lines",
-                    )
-                )
-            if forecasts is not None:
-                f = forecasts[
-                    (forecasts["edge"].astype(str) == str(edge)) & (forecasts["horizon_min"] == horizon)
-                ]
-                f = f.sort_values("at")
-                fig.add_trace(
-                    go.Scatter(
-                        x=f["at"].dt.tz_localize(None),
-                        y=f[col],
-                        name=f"predicted {horizon} min ahead ({METHOD_LABELS.get(method, method)})",
-                        mode="lines",
-                        line={"dash": "dash"},
-                    )
-                )
-            fig.update_layout(
-                title=f"{label}, end of each 5-minute interval",
-                height=300,
-                margin={"l": 50, "r": 10, "t": 40, "b": 30},
-                legend={"orientation": "h", "y": -0.2},
-                xaxis={"tickformat": "%H:%M"},
-            )
-            figs.append(fig)
-        return figs[0], figs[1]
+        return series_figures(data, edge=edge, horizon=horizon)
 
     # The outlook draws every horizon, so it runs once when the page loads, not on each horizon choice.
     @app.callback(Output("fc-outlook", "children"), Input("fc-outlook", "id"))
@@ -183,3 +150,46 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
                 html.Div(dcc.Graph(figure=fig, config={"displayModeBar": False}), className="third")
             )
         return html.Div(children, className="row3")
+
+
+def series_figures(data: WorkspaceData, *, edge: str | None, horizon: int | None) -> tuple[Any, Any]:
+    """Actual against predicted flow and speed at ``edge``, ``horizon`` minutes ahead."""
+    import plotly.graph_objects as go
+
+    forecasts, state, method = data.twin_forecasts()
+    figs = []
+    for col, label in (("flow_veh_h", "flow (veh/h)"), ("speed_kmh", "speed (km/h)")):
+        fig = go.Figure()
+        if state is not None and not state.empty:
+            s = state[state["edge"].astype(str) == str(edge)].sort_values("at")
+            fig.add_trace(
+                go.Scatter(
+                    x=s["at"].dt.tz_localize(None),
+                    y=s[col],
+                    name="actual (estimated state)",
+                    mode="lines",
+                )
+            )
+        if forecasts is not None:
+            f = forecasts[
+                (forecasts["edge"].astype(str) == str(edge)) & (forecasts["horizon_min"] == horizon)
+            ]
+            f = f.sort_values("at")
+            fig.add_trace(
+                go.Scatter(
+                    x=f["at"].dt.tz_localize(None),
+                    y=f[col],
+                    name=f"predicted {horizon} min ahead ({METHOD_LABELS.get(method, method)})",
+                    mode="lines",
+                    line={"dash": "dash"},
+                )
+            )
+        fig.update_layout(
+            title=f"{label}, end of each 5-minute interval",
+            height=300,
+            margin={"l": 50, "r": 10, "t": 40, "b": 30},
+            legend={"orientation": "h", "y": -0.2},
+            xaxis={"tickformat": "%H:%M"},
+        )
+        figs.append(fig)
+    return figs[0], figs[1]

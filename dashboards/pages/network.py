@@ -12,10 +12,11 @@ from roadtwin.dashboards.pages._common import empty_state, kpi, network_figure, 
 
 if TYPE_CHECKING:
     import dash
+    import plotly.graph_objects as go
 
     from roadtwin.dashboards.data import WorkspaceData
 
-__all__ = ["PATH", "TITLE", "layout", "register"]
+__all__ = ["PATH", "TITLE", "layout", "map_figure", "register", "run_controls"]
 
 PATH = "/"
 TITLE = "Network"
@@ -57,6 +58,10 @@ def layout(data: WorkspaceData) -> html.Div:
         )
     has_state = data.estimated_state() is not None
     sources = [{"label": f" {v}", "value": k} for k, v in SOURCES.items() if has_state or k == "run"]
+    # The first view is drawn here, not by callbacks on load: the page shows two round trips sooner.
+    run_id, source = runs[0]["value"], "state" if has_state else "run"
+    t_min, t_max, marks, t, options = run_controls(data, run_id=run_id, source=source)
+    figure = map_figure(data, run_id=run_id, t=t, signal=None, source=source)
     return page(
         TITLE,
         _INTRO,
@@ -70,23 +75,33 @@ def layout(data: WorkspaceData) -> html.Div:
         html.Div(
             [
                 html.Label("Congestion"),
-                dcc.RadioItems(
-                    id="net-source", options=sources, value="state" if has_state else "run", inline=True
-                ),
+                dcc.RadioItems(id="net-source", options=sources, value=source, inline=True),
             ],
             className="control",
         ),
         html.Div(
-            [html.Label("Time of day"), dcc.Slider(id="net-time", min=0, max=1, step=None, value=0)],
+            [
+                html.Label("Time of day"),
+                dcc.Slider(id="net-time", min=t_min, max=t_max, marks=marks, step=None, value=t),
+            ],
             className="control",
         ),
         html.Div(
             [
-                html.Div(dcc.Graph(id="net-map", config={"displaylogo": False}), className="map-col"),
+                html.Div(
+                    dcc.Graph(
+                        id="net-map",
+                        figure=figure if figure is not None else {},
+                        config={"displaylogo": False},
+                    ),
+                    className="map-col",
+                ),
                 html.Div(
                     [
                         html.Label("Signal", htmlFor="net-junction"),
-                        dcc.Dropdown(id="net-junction", placeholder="click a signal on the map"),
+                        dcc.Dropdown(
+                            id="net-junction", options=options, placeholder="click a signal on the map"
+                        ),
                         html.Div(id="junction-kpis", **{"data-testid": "junction-kpis"}),
                     ],
                     className="side-col",
@@ -108,28 +123,10 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
         Output("net-junction", "options"),
         Input("net-run", "value"),
         Input("net-source", "value"),
+        prevent_initial_call=True,  # the layout holds the first run's controls
     )
     def _choose_run(run_id: str | None, source: str | None) -> tuple[Any, ...]:
-        try:
-            times = data.intervals(run_id) if run_id else []
-            net = data.network_file(run_id) if run_id else None
-        except PathOutsideWorkspace:
-            times, net = [], None
-        state = data.estimated_state() if source == "state" else None
-        if state is not None:
-            times = sorted(state["tod_s"].unique().tolist())
-        if not times:
-            return 0, 1, {}, 0, []
-        step = max(1, len(times) // 12)
-        marks = {int(t): clock(t) for t in times[::step]}
-        signals = data.network(net).signals if net is not None else None
-        options = (
-            []
-            if signals is None
-            else [{"label": f"{s.id}: {s.name}", "value": s.id} for s in signals.itertuples()]
-        )
-        # The busiest interval first: that is where congestion shows.
-        return int(times[0]), int(times[-1]), marks, int(times[len(times) // 2]), options
+        return run_controls(data, run_id=run_id, source=source)
 
     @app.callback(
         Output("net-map", "figure"),
@@ -137,34 +134,11 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
         Input("net-time", "value"),
         Input("net-junction", "value"),
         Input("net-source", "value"),
+        prevent_initial_call=True,  # the layout holds the first view
     )
     def _draw(run_id: str | None, t: float | None, signal: str | None, source: str | None) -> Any:
-        if not run_id:
-            return no_update
-        try:
-            net = data.network_file(run_id)
-        except PathOutsideWorkspace:
-            return no_update
-        if net is None:
-            return no_update
-        view = data.network(net)
-        state = data.estimated_state() if source == "state" else None
-        if state is not None:
-            limit = dict(zip(view.edges["id"].astype(str), view.edges["speed"] * 3.6, strict=True))
-            part = state[state["tod_s"] == float(t or 0)]
-            ratio = {
-                str(e): float(v) / limit[str(e)]
-                for e, v in zip(part["edge"], part["speed_kmh"], strict=True)
-                if limit.get(str(e), 0) > 0
-            }
-            what = "estimated speed relative to limit (twin)"
-        else:
-            edges = data.edgedata(run_id)
-            part = edges[edges["begin"] == float(t or 0)]
-            ratio = dict(zip(part["edge"], part["speedRelative"], strict=True))
-            what = "simulated speed relative to limit (run)"
-        title = f"{clock(float(t or 0))} – {clock(float(t or 0) + 300)}: {what}"
-        return network_figure(view, ratio=ratio, selected=signal, title=title)
+        figure = map_figure(data, run_id=run_id, t=t, signal=signal, source=source) if run_id else None
+        return no_update if figure is None else figure
 
     @app.callback(
         Output("net-junction", "value"),
@@ -203,6 +177,62 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
                 "Click a signal on the map, or choose one above, to see its KPIs.", className="muted"
             )
         return junction_panel(data, run_id=run_id, signal=signal, t=float(t or 0))
+
+
+def run_controls(
+    data: WorkspaceData, *, run_id: str | None, source: str | None
+) -> tuple[int, int, dict[int, str], int, list[dict[str, str]]]:
+    """The time slider (min, max, marks, value: the middle interval) and signal options for a run."""
+    try:
+        times = data.intervals(run_id) if run_id else []
+        net = data.network_file(run_id) if run_id else None
+    except PathOutsideWorkspace:
+        times, net = [], None
+    state = data.estimated_state() if source == "state" else None
+    if state is not None:
+        times = sorted(state["tod_s"].unique().tolist())
+    if not times:
+        return 0, 1, {}, 0, []
+    step = max(1, len(times) // 12)
+    marks = {int(t): clock(t) for t in times[::step]}
+    signals = data.network(net).signals if net is not None else None
+    options = (
+        []
+        if signals is None
+        else [{"label": f"{s.id}: {s.name}", "value": s.id} for s in signals.itertuples()]
+    )
+    # The busiest interval first: that is where congestion shows.
+    return int(times[0]), int(times[-1]), marks, int(times[len(times) // 2]), options
+
+
+def map_figure(
+    data: WorkspaceData, *, run_id: str, t: float | None, signal: str | None, source: str | None
+) -> go.Figure | None:
+    """The network coloured by the twin's estimate (``source="state"``) or the run's edge data at ``t``."""
+    try:
+        net = data.network_file(run_id)
+    except PathOutsideWorkspace:
+        return None
+    if net is None:
+        return None
+    view = data.network(net)
+    state = data.estimated_state() if source == "state" else None
+    if state is not None:
+        limit = dict(zip(view.edges["id"].astype(str), view.edges["speed"] * 3.6, strict=True))
+        part = state[state["tod_s"] == float(t or 0)]
+        ratio = {
+            str(e): float(v) / limit[str(e)]
+            for e, v in zip(part["edge"], part["speed_kmh"], strict=True)
+            if limit.get(str(e), 0) > 0
+        }
+        what = "estimated speed relative to limit (twin)"
+    else:
+        edges = data.edgedata(run_id)
+        part = edges[edges["begin"] == float(t or 0)]
+        ratio = dict(zip(part["edge"], part["speedRelative"], strict=True))
+        what = "simulated speed relative to limit (run)"
+    title = f"{clock(float(t or 0))} – {clock(float(t or 0) + 300)}: {what}"
+    return network_figure(view, ratio=ratio, selected=signal, title=title)
 
 
 def junction_panel(data: WorkspaceData, *, run_id: str, signal: str, t: float) -> html.Div:
