@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dash import Input, Output, dcc, html
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
     from roadtwin.dashboards.data import WorkspaceData
 
-__all__ = ["PATH", "TITLE", "layout", "register", "series_figures"]
+__all__ = ["PATH", "TITLE", "layout", "outlook", "register", "series_figures"]
 
 PATH = "/forecast"
 TITLE = "Forecast"
@@ -105,7 +107,7 @@ def layout(data: WorkspaceData) -> html.Div:
             [dcc.Graph(id="fc-flow", figure=flow), dcc.Graph(id="fc-speed", figure=speed)], className="row2"
         ),
         html.H3(f"Congestion outlook: the next hour from {issued.max():%H:%M}"),
-        html.Div(id="fc-outlook"),
+        html.Div(outlook(data), id="fc-outlook"),
     )
 
 
@@ -121,35 +123,6 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
     )
     def _series(edge: str | None, horizon: int | None) -> tuple[Any, Any]:
         return series_figures(data, edge=edge, horizon=horizon)
-
-    # The outlook draws every horizon, so it runs once when the page loads, not on each horizon choice.
-    @app.callback(Output("fc-outlook", "children"), Input("fc-outlook", "id"))
-    def _outlook(_id: str | None) -> Any:
-        forecasts, _, _ = data.twin_forecasts()
-        net = data.default_network()
-        if forecasts is None or forecasts.empty or net is None:
-            return empty_state(
-                "No outlook", "The outlook needs forecasts and the zone's network in the workspace."
-            )
-        view = data.network(net)
-        latest = forecasts[forecasts["issued_at"] == forecasts["issued_at"].max()]
-        limit = dict(zip(view.edges["id"], view.edges["speed"] * 3.6, strict=True))
-        children = []
-        for h in HORIZONS:
-            part = latest[latest["horizon_min"] == h]
-            ratio = {
-                str(e): float(v) / limit[str(e)]
-                for e, v in zip(part["edge"], part["speed_kmh"], strict=True)
-                if str(e) in limit and limit[str(e)] > 0
-            }
-            at = part["at"].min() if len(part) else None
-            title = f"+{h} min" + (f" ({at:%H:%M})" if at is not None else "")
-            fig = network_figure(view, ratio=ratio, title=title, show_signals=False)
-            fig.update_layout(height=360, showlegend=h == 60)
-            children.append(
-                html.Div(dcc.Graph(figure=fig, config={"displayModeBar": False}), className="third")
-            )
-        return html.Div(children, className="row3")
 
 
 def series_figures(data: WorkspaceData, *, edge: str | None, horizon: int | None) -> tuple[Any, Any]:
@@ -193,3 +166,44 @@ def series_figures(data: WorkspaceData, *, edge: str | None, horizon: int | None
         )
         figs.append(fig)
     return figs[0], figs[1]
+
+
+def outlook(data: WorkspaceData) -> Any:
+    """The congestion outlook map at each horizon from the newest forecasts.
+
+    Cached until the store or the network changes: the page shows it on load with the series.
+    """
+    net = data.default_network()
+    stamps = []
+    for path in (data.root / "roadtwin.duckdb", net):
+        try:
+            stamps.append(path.stat().st_mtime_ns if path is not None else 0)
+        except OSError:
+            stamps.append(0)
+    return _outlook(data, net, *stamps)
+
+
+@functools.lru_cache(maxsize=4)
+def _outlook(data: WorkspaceData, net: Path | None, *_stamps: int) -> Any:
+    forecasts, _, _ = data.twin_forecasts()
+    if forecasts is None or forecasts.empty or net is None:
+        return empty_state(
+            "No outlook", "The outlook needs forecasts and the zone's network in the workspace."
+        )
+    view = data.network(net)
+    latest = forecasts[forecasts["issued_at"] == forecasts["issued_at"].max()]
+    limit = dict(zip(view.edges["id"], view.edges["speed"] * 3.6, strict=True))
+    children = []
+    for h in HORIZONS:
+        part = latest[latest["horizon_min"] == h]
+        ratio = {
+            str(e): float(v) / limit[str(e)]
+            for e, v in zip(part["edge"], part["speed_kmh"], strict=True)
+            if str(e) in limit and limit[str(e)] > 0
+        }
+        at = part["at"].min() if len(part) else None
+        title = f"+{h} min" + (f" ({at:%H:%M})" if at is not None else "")
+        fig = network_figure(view, ratio=ratio, title=title, show_signals=False)
+        fig.update_layout(height=360, showlegend=h == 60)
+        children.append(html.Div(dcc.Graph(figure=fig, config={"displayModeBar": False}), className="third"))
+    return html.Div(children, className="row3")
