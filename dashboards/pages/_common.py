@@ -15,12 +15,19 @@ if TYPE_CHECKING:
 
     from roadtwin.dashboards.data import NetworkView
 
-__all__ = ["empty_state", "kpi", "network_figure", "page", "table"]
+__all__ = ["empty_state", "kpi", "labelled", "network_figure", "page", "table"]
 
 
 def page(title: str, intro: str, *children: Any) -> html.Div:
     """A page: its heading, one line of what it shows, then its content."""
     return html.Div([html.H2(title), html.P(intro, className="intro"), *children], className="page")
+
+
+def labelled(label: str, control: Any, *, class_name: str = "control") -> html.Div:
+    """A form control under its label; the label names the control (``htmlFor``) when it has an id."""
+    control_id = getattr(control, "id", None)
+    tag = html.Label(label, htmlFor=control_id) if isinstance(control_id, str) else html.Label(label)
+    return html.Div([tag, control], className=class_name)
 
 
 def empty_state(title: str, message: str, *, hint: str = "", test_id: str = "empty-state") -> html.Div:

@@ -16,7 +16,7 @@ from roadtwin.dashboards.data import (
     STATE_TABLE,
     ZONE_TIMEZONE,
 )
-from roadtwin.dashboards.pages._common import empty_state, network_figure, page
+from roadtwin.dashboards.pages._common import empty_state, labelled, network_figure, page
 
 if TYPE_CHECKING:
     import dash
@@ -83,24 +83,18 @@ def layout(data: WorkspaceData) -> html.Div:
             ],
             className="note",
         ),
-        html.Div(
-            [
-                html.Label("Location (edge, busiest first)"),
-                dcc.Dropdown(id="fc-edge", options=locations, value=locations[0]["value"], clearable=False),
-            ],
-            className="control",
+        labelled(
+            "Location (edge, busiest first)",
+            dcc.Dropdown(id="fc-edge", options=locations, value=locations[0]["value"], clearable=False),
         ),
-        html.Div(
-            [
-                html.Label("Horizon"),
-                dcc.RadioItems(
-                    id="fc-horizon",
-                    options=[{"label": f" {h} min", "value": h} for h in HORIZONS],
-                    value=HORIZONS[0],
-                    inline=True,
-                ),
-            ],
-            className="control",
+        labelled(
+            "Horizon",
+            dcc.RadioItems(
+                id="fc-horizon",
+                options=[{"label": f" {h} min", "value": h} for h in HORIZONS],
+                value=HORIZONS[0],
+                inline=True,
+            ),
         ),
         # The first location's series are drawn here, not by a callback on load: a round trip sooner.
         html.Div(

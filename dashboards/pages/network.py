@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from dash import Input, Output, State, dcc, html, no_update
 
 from roadtwin.dashboards.data import PathOutsideWorkspace, clock
-from roadtwin.dashboards.pages._common import empty_state, kpi, network_figure, page
+from roadtwin.dashboards.pages._common import empty_state, kpi, labelled, network_figure, page
 
 if TYPE_CHECKING:
     import dash
@@ -65,26 +65,10 @@ def layout(data: WorkspaceData) -> html.Div:
     return page(
         TITLE,
         _INTRO,
-        html.Div(
-            [
-                html.Label("Run", htmlFor="net-run"),
-                dcc.Dropdown(id="net-run", options=runs, value=runs[0]["value"], clearable=False),
-            ],
-            className="control",
-        ),
-        html.Div(
-            [
-                html.Label("Congestion"),
-                dcc.RadioItems(id="net-source", options=sources, value=source, inline=True),
-            ],
-            className="control",
-        ),
-        html.Div(
-            [
-                html.Label("Time of day"),
-                dcc.Slider(id="net-time", min=t_min, max=t_max, marks=marks, step=None, value=t),
-            ],
-            className="control",
+        labelled("Run", dcc.Dropdown(id="net-run", options=runs, value=runs[0]["value"], clearable=False)),
+        labelled("Congestion", dcc.RadioItems(id="net-source", options=sources, value=source, inline=True)),
+        labelled(
+            "Time of day", dcc.Slider(id="net-time", min=t_min, max=t_max, marks=marks, step=None, value=t)
         ),
         html.Div(
             [

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from dash import Input, Output, dcc, html
 
 from roadtwin.dashboards.data import PathOutsideWorkspace
-from roadtwin.dashboards.pages._common import empty_state, page, table
+from roadtwin.dashboards.pages._common import empty_state, labelled, page, table
 
 if TYPE_CHECKING:
     import dash
@@ -42,12 +42,9 @@ def layout(data: WorkspaceData) -> html.Div:
         # The first view is built here, not by callbacks on load: the page shows a round trip sooner.
         summary, plots, junctions = evaluation_view(data, evaluation=evaluations[0])
         parts += [
-            html.Div(
-                [
-                    html.Label("Evaluation"),
-                    dcc.Dropdown(id="sg-eval", options=evaluations, value=evaluations[0], clearable=False),
-                ],
-                className="control",
+            labelled(
+                "Evaluation",
+                dcc.Dropdown(id="sg-eval", options=evaluations, value=evaluations[0], clearable=False),
             ),
             html.Div(summary, id="sg-summary"),
             html.Div(plots, id="sg-plots", className="grid2"),
@@ -70,13 +67,7 @@ def layout(data: WorkspaceData) -> html.Div:
         first = options[0]["value"] if options else None
         parts += [
             html.H3("Phase timeline"),
-            html.Div(
-                [
-                    html.Label("Junction"),
-                    dcc.Dropdown(id="sg-signal", options=options, value=first),
-                ],
-                className="control",
-            ),
+            labelled("Junction", dcc.Dropdown(id="sg-signal", options=options, value=first)),
             dcc.Graph(
                 id="sg-timeline", figure=timeline_figure(data, signal=first), config={"displayModeBar": False}
             ),

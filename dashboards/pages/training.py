@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from dash import Input, Output, dcc, html
 
 from roadtwin.dashboards.data import PathOutsideWorkspace
-from roadtwin.dashboards.pages._common import empty_state, kpi, page
+from roadtwin.dashboards.pages._common import empty_state, kpi, labelled, page
 
 if TYPE_CHECKING:
     import dash
@@ -44,12 +44,9 @@ def layout(data: WorkspaceData) -> html.Div:
     return page(
         TITLE,
         _INTRO,
-        html.Div(
-            [
-                html.Label("Training run"),
-                dcc.Dropdown(id="tr-run", options=options, value=options[0]["value"], clearable=False),
-            ],
-            className="control",
+        labelled(
+            "Training run",
+            dcc.Dropdown(id="tr-run", options=options, value=options[0]["value"], clearable=False),
         ),
         html.Div(id="tr-info", className="kpis"),
         html.Div(id="tr-curves"),

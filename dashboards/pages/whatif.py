@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from dash import Input, Output, State, dcc, html, no_update
 
-from roadtwin.dashboards.pages._common import empty_state, page, table
+from roadtwin.dashboards.pages._common import empty_state, labelled, page, table
 from roadtwin.dashboards.whatif import (
     CONTROLLER_CHOICES,
     ROUTING_CHOICES,
@@ -32,6 +32,8 @@ _INTRO = (
     "window of the morning peak runs in the background and is compared with the baseline (fixed-time "
     "signals, clear weather, no incident, no guidance)."
 )
+#: The windows a what-if run may simulate (minutes from 07:45).
+_WINDOWS_MIN = (5, 15, 30)
 _SHOWN = (
     ("exact_delay_s", "delay per vehicle (s)"),
     ("mean_trip_time_s", "mean trip time (s)"),
@@ -63,87 +65,73 @@ def layout(data: WorkspaceData) -> html.Div:
         _INTRO,
         html.Div(
             [
-                html.Div(
-                    [
-                        html.Label("Controller"),
-                        dcc.Dropdown(
-                            id="wi-controller",
-                            options=list(CONTROLLER_CHOICES),
-                            value="max-pressure",
-                            clearable=False,
-                        ),
-                    ],
-                    className="field",
+                labelled(
+                    "Controller",
+                    dcc.Dropdown(
+                        id="wi-controller",
+                        options=list(CONTROLLER_CHOICES),
+                        value="max-pressure",
+                        clearable=False,
+                    ),
+                    class_name="field",
                 ),
-                html.Div(
-                    [
-                        html.Label("Weather"),
-                        dcc.Dropdown(
-                            id="wi-weather", options=list(WEATHER_CHOICES), value="clear", clearable=False
-                        ),
-                    ],
-                    className="field",
+                labelled(
+                    "Weather",
+                    dcc.Dropdown(
+                        id="wi-weather", options=list(WEATHER_CHOICES), value="clear", clearable=False
+                    ),
+                    class_name="field",
                 ),
-                html.Div(
-                    [
-                        html.Label("Incident"),
-                        dcc.Dropdown(
-                            id="wi-incident", options=_incident_options(data), value="", clearable=False
-                        ),
-                    ],
-                    className="field wide",
+                labelled(
+                    "Incident",
+                    dcc.Dropdown(
+                        id="wi-incident", options=_incident_options(data), value="", clearable=False
+                    ),
+                    class_name="field wide",
                 ),
-                html.Div(
-                    [
-                        html.Label("AV share"),
-                        dcc.Slider(
-                            id="wi-av",
-                            min=0,
-                            max=0.9,
-                            step=0.05,
-                            value=0.1,
-                            marks={v / 10: f"{v * 10} %" for v in range(0, 10, 3)},
-                        ),
-                    ],
-                    className="field wide",
+                labelled(
+                    "AV share",
+                    dcc.Slider(
+                        id="wi-av",
+                        min=0,
+                        max=0.9,
+                        step=0.05,
+                        value=0.1,
+                        marks={v / 10: f"{v * 10} %" for v in range(0, 10, 3)},
+                    ),
+                    class_name="field wide",
                 ),
-                html.Div(
-                    [
-                        html.Label("Route guidance"),
-                        dcc.Dropdown(
-                            id="wi-routing",
-                            options=[{"label": _ROUTING_LABELS[r], "value": r} for r in ROUTING_CHOICES],
-                            value="none",
-                            clearable=False,
-                        ),
-                    ],
-                    className="field",
+                labelled(
+                    "Route guidance",
+                    dcc.Dropdown(
+                        id="wi-routing",
+                        options=[{"label": _ROUTING_LABELS[r], "value": r} for r in ROUTING_CHOICES],
+                        value="none",
+                        clearable=False,
+                    ),
+                    class_name="field",
                 ),
-                html.Div(
-                    [
-                        html.Label("Connected vehicles"),
-                        dcc.Slider(
-                            id="wi-penetration",
-                            min=0.1,
-                            max=1.0,
-                            step=0.1,
-                            value=0.3,
-                            marks={v / 10: f"{v * 10} %" for v in (1, 3, 6, 10)},
-                        ),
-                    ],
-                    className="field wide",
+                labelled(
+                    "Connected vehicles",
+                    dcc.Slider(
+                        id="wi-penetration",
+                        min=0.1,
+                        max=1.0,
+                        step=0.1,
+                        value=0.3,
+                        marks={v / 10: f"{v * 10} %" for v in (1, 3, 6, 10)},
+                    ),
+                    class_name="field wide",
                 ),
-                html.Div(
-                    [
-                        html.Label("Window (from 07:45)"),
-                        dcc.Dropdown(
-                            id="wi-minutes",
-                            options=[{"label": f"{m} min", "value": m} for m in (5, 15, 30)],
-                            value=15,
-                            clearable=False,
-                        ),
-                    ],
-                    className="field",
+                labelled(
+                    "Window (from 07:45)",
+                    dcc.Dropdown(
+                        id="wi-minutes",
+                        options=[{"label": f"{m} min", "value": m} for m in _WINDOWS_MIN],
+                        value=15,
+                        clearable=False,
+                    ),
+                    class_name="field",
                 ),
             ],
             className="form",
@@ -197,7 +185,7 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
             controller not in CONTROLLER_CHOICES
             or weather not in WEATHER_CHOICES
             or incident not in valid_incidents
-            or minutes not in (5, 15, 30)
+            or minutes not in _WINDOWS_MIN
             or routing not in ROUTING_CHOICES
             or not 0.0 < float(penetration or 0.0) <= 1.0
         ):
