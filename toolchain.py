@@ -101,10 +101,14 @@ def run_tool(
 ) -> subprocess.CompletedProcess[str]:
     """Run a SUMO binary or a Python tool to completion; raise :class:`SimulationError` on failure.
 
-    ``args[0]`` is a binary path or a ``.py`` tool (run with this interpreter). The error message keeps
-    the tool's last error line, which is usually the one that explains the failure.
+    ``args[0]`` is a binary path or a ``.py`` tool (run with this interpreter). With ``cwd``, path
+    arguments (``os.PathLike``) are made absolute first, so that a path relative to this process's
+    folder still names the same file for the tool. The error message keeps the tool's last error line,
+    which is usually the one that explains the failure.
     """
-    cmd = [str(a) for a in args]
+    cmd = [
+        str(Path(a).absolute()) if cwd is not None and isinstance(a, os.PathLike) else str(a) for a in args
+    ]
     if cmd[0].endswith(".py"):
         cmd.insert(0, sys.executable)
     proc = popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -89,7 +89,9 @@ class Webster(SignalController):
         out = work_dir / "webster.add.xml"
         tmp = work_dir / "webster.tmp.add.xml"
         routes = [
-            str(_routed(p, inputs=inputs, work_dir=work_dir)) for p in inputs.route_files if _has_vehicles(p)
+            str(_routed(p, inputs=inputs, work_dir=work_dir).absolute())
+            for p in inputs.route_files
+            if _has_vehicles(p)
         ]
         run_tool(
             [

@@ -104,12 +104,14 @@ def test_each_controller_runs_on_cologne1(tmp_path: Path, spec: str) -> None:
 
 
 @needs_resco
-def test_webster_and_actuated_replace_the_programs(tmp_path: Path) -> None:
-    resolved = resolve_scenario("cologne1", workspace=Workspace.at(tmp_path), duration_s=600)
-    inputs = resolved.make_inputs(tmp_path / "in", 0)
+def test_webster_and_actuated_replace_the_programs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Relative folders, as with the default workspace ./roadtwin-data: SUMO's tools run in another folder.
+    monkeypatch.chdir(tmp_path)
+    resolved = resolve_scenario("cologne1", workspace=Workspace.at("ws"), duration_s=600)
+    inputs = resolved.make_inputs(Path("in"), 0)
     fixed = _tls_programs(inputs.net_file, None)
     for controller, pid in ((Webster(), "webster"), (Actuated(), "actuated")):
-        prepared = controller.prepare(inputs, work_dir=tmp_path / pid)
+        prepared = controller.prepare(inputs, work_dir=Path(pid))
         assert len(prepared.additional_files) == 1
         active = _tls_programs(inputs.net_file, prepared.additional_files[-1])
         assert {p for p, _ in active.values()} == {pid}  # loaded last = active
