@@ -186,7 +186,8 @@ class RLController(SignalController):
             actuator = PlanActuator(layout, cycle_time=float(spec["cycle_time"]), **timings)
             n_choices = actuator.n_plans
         else:
-            actuator = SignalActuator(layout, **timings)
+            max_red = spec.get("max_red")  # absent in policies trained before the bound existed
+            actuator = SignalActuator(layout, **timings, max_red=None if max_red is None else float(max_red))
             n_choices = layout.n_greens
         if list(map(int, n_choices)) != list(map(int, spec["n_actions"])):
             raise ConfigError(

@@ -115,6 +115,9 @@ class TrainConfig(StrictModel):
     all_red_time: Annotated[float, Field(ge=0)] = 0.0
     min_green: Annotated[float, Field(ge=0)] = 5.0
     max_green: Annotated[float, Field(gt=0)] = 60.0
+    max_red: Annotated[float | None, Field(gt=0)] = 120.0
+    """Phase mode: the longest a green may go unserved (s), so that no policy starves an approach and
+    blocks an entry behind it; ``null`` for no bound."""
     action_mode: Literal["phase", "timing"] = "phase"
     cycle_time: Annotated[float, Field(gt=0)] = 90.0
     reward: Literal["queue", "pressure", "delay", "wait"] = "queue"
@@ -224,6 +227,7 @@ def _env_options(config: TrainConfig, *, delta_time: float, yellow_time: float) 
         "all_red_time": config.all_red_time,
         "min_green": config.min_green,
         "max_green": config.max_green,
+        "max_red": config.max_red,
         "action_mode": config.action_mode,
         "cycle_time": config.cycle_time,
         "reward": config.reward,
@@ -455,6 +459,7 @@ def _policy_record(spec: EnvSpec, config: TrainConfig) -> dict[str, Any]:
                 "all_red_time",
                 "min_green",
                 "max_green",
+                "max_red",
                 "cycle_time",
                 "neighbours",
             )

@@ -15,7 +15,8 @@ neighbouring signal (its incoming halting vehicles / capacity).
 
 **Actions.** ``"phase"``: ``Discrete(n_greens)``, the green to show until the next decision, every
 ``delta_time`` s. The environment inserts yellow (and all-red) between different greens, ignores a switch
-before ``min_green`` and ends a green that would pass ``max_green`` (next green in cycle order).
+before ``min_green`` and ends a green that would pass ``max_green`` (next green in cycle order); with
+``max_red``, a green unserved for ``max_red`` s is shown next whatever was asked (no approach starves).
 ``"timing"``: ``Discrete(n_greens + 1)``, the green-split plan of the next cycle (plan 0 equal split,
 plan k doubles green k - 1's share; :func:`~roadtwin.sim.signals.green_splits`); a step lasts one
 ``cycle_time`` and SUMO runs the plan's phases itself.
@@ -261,6 +262,7 @@ class _SignalControl:
         all_red_time: float,
         min_green: float,
         max_green: float,
+        max_red: float | None,
         action_mode: ActionMode,
         cycle_time: float,
         reward: RewardName,
@@ -332,6 +334,7 @@ class _SignalControl:
                 all_red_time=all_red_time,
                 min_green=min_green,
                 max_green=max_green,
+                max_red=max_red,
             )
             self.n_actions = lay.n_greens.copy()
             self.step_length = self.delta_time
@@ -509,6 +512,9 @@ class TrafficSignalEnv(gymnasium.Env[np.ndarray, np.int64]):
         Transition times inserted between two greens (RESCO: 3 and 0).
     min_green, max_green
         Bounds on a green's duration (phase mode) and on every plan's greens (timing mode).
+    max_red
+        Phase mode: the longest a green may go unserved (s); ``None`` (default) sets no bound.
+        ``roadtwin agents train`` sets 120 s so that a policy cannot starve an approach.
     action_mode
         ``"phase"`` (choose the next green) or ``"timing"`` (choose the next cycle's green-split plan).
     cycle_time
@@ -552,6 +558,7 @@ class TrafficSignalEnv(gymnasium.Env[np.ndarray, np.int64]):
         all_red_time: float = 0.0,
         min_green: float = 5.0,
         max_green: float = 60.0,
+        max_red: float | None = None,
         action_mode: ActionMode = "phase",
         cycle_time: float = 90.0,
         reward: RewardName = "queue",
@@ -579,6 +586,7 @@ class TrafficSignalEnv(gymnasium.Env[np.ndarray, np.int64]):
             all_red_time=all_red_time,
             min_green=min_green,
             max_green=max_green,
+            max_red=max_red,
             action_mode=action_mode,
             cycle_time=cycle_time,
             reward=reward,
@@ -659,6 +667,7 @@ class TrafficSignalParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
         all_red_time: float = 0.0,
         min_green: float = 5.0,
         max_green: float = 60.0,
+        max_red: float | None = None,
         action_mode: ActionMode = "phase",
         cycle_time: float = 90.0,
         reward: RewardName = "queue",
@@ -685,6 +694,7 @@ class TrafficSignalParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
             all_red_time=all_red_time,
             min_green=min_green,
             max_green=max_green,
+            max_red=max_red,
             action_mode=action_mode,
             cycle_time=cycle_time,
             reward=reward,

@@ -626,7 +626,10 @@ class SignalActuator:
     At each decision a signal asked for another green switches only once its green has lasted
     ``min_green``; a green that would pass ``max_green`` before the next decision is ended in favour of
     the next green in cycle order, whatever was asked. Green durations therefore lie in
-    ``[min_green, max_green]`` as long as ``max_green`` is at least one decision interval.
+    ``[min_green, max_green]`` as long as ``max_green`` is at least one decision interval. With
+    ``max_red``, a green that would stay unserved longer than ``max_red`` by the next decision is shown
+    next (once the current green has had ``min_green``), whatever was asked: no approach is starved, so a
+    policy cannot block an entry by serving only the others.
 
     :meth:`reset` installs one SUMO program per signal (id :attr:`PROGRAM_ID`): its greens, held until
     told otherwise, and for every ordered pair of greens the yellow (``yellow_time``) and all-red
@@ -644,6 +647,8 @@ class SignalActuator:
         Transition times (s).
     min_green, max_green
         Bounds on a green's duration (s).
+    max_red
+        Longest time (s) a green may go unserved; ``None``: no bound.
     """
 
     PROGRAM_ID = "roadtwin"
@@ -658,20 +663,31 @@ class SignalActuator:
         all_red_time: float = 0.0,
         min_green: float = 5.0,
         max_green: float = 60.0,
+        max_red: float | None = None,
     ) -> None:
         _check_timing(
             yellow_time=yellow_time, all_red_time=all_red_time, min_green=min_green, max_green=max_green
         )
+        if max_red is not None and max_red <= min_green + yellow_time + all_red_time:
+            raise ConfigError(
+                path=None,
+                field="max_red",
+                expected=f"more than min_green plus the transition ({min_green + yellow_time + all_red_time:g} s)",
+                got=max_red,
+            )
         self.layout = layout
         self.yellow_time = float(yellow_time)
         self.all_red_time = float(all_red_time)
         self.min_green = float(min_green)
         self.max_green = float(max_green)
+        self.max_red = None if max_red is None else float(max_red)
         n = layout.n_signals
         #: The current green of each signal (the target one during a transition).
         self.green = np.zeros(n, dtype=np.intp)
         #: Seconds since the current green started, as of the last decision.
         self.age = np.zeros(n)
+        #: Seconds since each green (column) of each signal was last shown; ``-inf`` pads missing greens.
+        self.red = self._fresh_red()
         self._pending: tuple[float, float, np.ndarray, np.ndarray] | None = None
         self._programs = [self._program(p) for p in layout.programs]
 
@@ -711,6 +727,7 @@ class SignalActuator:
             np.zeros(n, dtype=np.intp) if greens is None else np.asarray(greens, dtype=np.intp).copy()
         )
         self.age = np.zeros(n)
+        self.red = self._fresh_red()
         self._pending = None
         tl = conn.trafficlight
         for prog, (phases, _), g in zip(self.layout.programs, self._programs, self.green, strict=True):
@@ -734,10 +751,24 @@ class SignalActuator:
             )
         if horizon <= self.transition_time:  # no room for a switch (a short last step)
             return self.green.copy()
-        target = np.where(self.age >= self.min_green, req, self.green)
+        may_switch = self.age >= self.min_green
+        target = np.where(may_switch, req, self.green)
         too_long = self.age + horizon > self.max_green
         forced = (self.green + 1) % self.layout.n_greens
-        return np.where(too_long & (target == self.green), forced, target)
+        target = np.where(too_long & (target == self.green), forced, target)
+        if self.max_red is not None:
+            rows = np.arange(len(self.green))
+            waiting = self.red.copy()
+            waiting[rows, self.green] = -np.inf
+            starved = waiting.argmax(axis=1)
+            overdue = waiting[rows, starved] + horizon > self.max_red
+            target = np.where(overdue & (may_switch | too_long), starved, target)
+        return target
+
+    def _fresh_red(self) -> np.ndarray:
+        n_greens = np.asarray(self.layout.n_greens)
+        width = int(n_greens.max()) if n_greens.size else 0
+        return np.where(np.arange(width)[None, :] < n_greens[:, None], 0.0, -np.inf)
 
     def begin(self, conn: Any, requests: np.ndarray, *, now: float, until: float) -> np.ndarray:
         """Decide and start the transition of every switching signal; return the switching mask."""
@@ -759,6 +790,8 @@ class SignalActuator:
         elapsed = until - now
         self.age = np.where(switching, elapsed - self.transition_time, self.age + elapsed)
         self.green = target
+        self.red += elapsed
+        self.red[np.arange(len(target)), target] = 0.0
 
     def step(self, session: Any, requests: np.ndarray, *, until: float) -> np.ndarray:
         """Apply the requested greens and run the simulation to ``until``; return the switching mask."""

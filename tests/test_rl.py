@@ -86,6 +86,8 @@ def test_controller_sees_what_the_environment_saw(trained: dict[str, Path], tmp_
 
     kwargs = resco.resco_env_kwargs("cologne1")
     kwargs["end"] = kwargs["begin"] + 300
+    kwargs["max_red"] = controller.policy.spec["max_red"]  # as trained (agents train sets 120 s)
+    assert kwargs["max_red"] == 120.0
     env = TrafficSignalEnv(**kwargs)
     try:
         obs, _ = env._core.start(7)  # the SUMO seed the run used

@@ -149,6 +149,39 @@ def test_min_and_max_green_rules(network: SignalNetwork) -> None:
         actuator.decide(np.array([5, 0]), horizon=10)
 
 
+def test_max_red_shows_a_starved_green(network: SignalNetwork) -> None:
+    layout = SignalLayout(network, ["A1", "B1"])
+    actuator = SignalActuator(layout, yellow_time=3, min_green=10, max_green=10**6, max_red=60)
+    actuator.green[:] = [0, 0]
+    actuator.age[:] = [50, 5]
+    actuator.red[:, 1] = 55
+    # Green 1 would go unserved for 65 s by the next decision: A1 shows it although green 0 was asked;
+    # B1's green is too young to end (min green) and holds.
+    assert actuator.decide(np.array([0, 0]), horizon=10).tolist() == [1, 0]
+    actuator.red[:, 1] = 40
+    assert actuator.decide(np.array([0, 0]), horizon=10).tolist() == [0, 0]
+    with pytest.raises(ConfigError, match="max_red"):
+        SignalActuator(layout, yellow_time=3, min_green=10, max_red=12)
+
+
+def test_max_red_bounds_every_red_in_a_run(grid: tuple[Path, Path], network: SignalNetwork) -> None:
+    layout = SignalLayout(network, network.controllable())
+    actuator = SignalActuator(layout, yellow_time=3, min_green=5, max_green=10**6, max_red=60)
+    session = _start(grid)
+    try:
+        actuator.reset(session.conn)
+        last = np.zeros((layout.n_signals, int(np.max(layout.n_greens))))
+        worst = 0.0
+        for t in range(10, 610, 10):  # a policy that always asks for the first green
+            actuator.step(session, np.zeros(layout.n_signals, dtype=int), until=t)
+            last[np.arange(layout.n_signals), actuator.green] = t
+            for s, n in enumerate(layout.n_greens):
+                worst = max(worst, t - float(last[s, :n].min()))
+        assert worst <= 60 + 10  # every green shown at least once every max_red (+ one decision)
+    finally:
+        session.close()
+
+
 def test_monitor_counts_backlog_of_a_blocked_entry(grid: tuple[Path, Path], network: SignalNetwork) -> None:
     layout = SignalLayout(network, network.controllable())
     monitor = SignalMonitor(layout)
