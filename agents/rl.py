@@ -222,7 +222,6 @@ class RLController(SignalController):
         if self.timing:
             rows = observer.observe(m, choice=actuator.plan)
         else:
-            actuator.note_queues(m.lane_halting)  # as the environment does (max_red)
             rows = observer.observe(m, choice=actuator.green, age=actuator.age)
         batch = np.zeros((len(rows), int(self.policy.spec["obs_pad"])), dtype=np.float32)
         for i, row in enumerate(rows):  # SuperSuit's pad_observations_v0: zeros at the end

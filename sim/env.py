@@ -422,8 +422,6 @@ class _SignalControl:
                 assert self.planner is not None
                 self.planner.reset(conn)
             m = self.monitor.measure(conn)
-            if self.actuator is not None:
-                self.actuator.note_queues(m.lane_halting)
         except BaseException as exc:
             self.close()
             raise _simulation_error(exc) from exc
@@ -451,8 +449,6 @@ class _SignalControl:
                 assert self.planner is not None
                 switched = self.planner.step(session, actions, until=until)
             m = self.monitor.measure(session.conn)
-            if self.actuator is not None:
-                self.actuator.note_queues(m.lane_halting)
         except BaseException as exc:
             self.close()
             raise _simulation_error(exc) from exc

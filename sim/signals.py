@@ -445,16 +445,6 @@ class SignalLayout:
         """Sum ``values`` by their ``owner`` signal."""
         return np.bincount(owner, weights=values, minlength=self.n_signals if n is None else n)
 
-    def phase_queue(self, lane_values: np.ndarray) -> list[np.ndarray]:
-        """Per signal, each green's demand: the sum over the movements it serves of their in-lane
-        ``lane_values`` (a lane shared by several movements counts once per movement)."""
-        flat = np.bincount(
-            self._pm_green,
-            weights=lane_values[self.move_in][self._pm_move],
-            minlength=int(self.green_offset[-1]),
-        )
-        return np.split(flat, self.green_offset[1:-1])
-
     def phase_pressure(self, lane_values: np.ndarray) -> list[np.ndarray]:
         """Per signal, each green's pressure: the sum over the movements it serves of in-lane minus
         out-lane ``lane_values`` (halting or vehicle numbers), as max-pressure control uses it."""
@@ -637,10 +627,9 @@ class SignalActuator:
     ``min_green``; a green that would pass ``max_green`` before the next decision is ended in favour of
     the next green in cycle order, whatever was asked. Green durations therefore lie in
     ``[min_green, max_green]`` as long as ``max_green`` is at least one decision interval. With
-    ``max_red``, a green with vehicles waiting (:meth:`note_queues`) that would stay unserved longer than
-    ``max_red`` by the next decision is shown next (once the current green has had ``min_green``),
-    whatever was asked: no approach is starved, so a policy cannot block an entry by serving only the
-    others, and a green nobody waits for is not forced.
+    ``max_red``, a green that would stay unserved longer than ``max_red`` by the next decision is shown
+    next (once the current green has had ``min_green``), whatever was asked: no approach is starved, so a
+    policy cannot block an entry by serving only the others.
 
     :meth:`reset` installs one SUMO program per signal (id :attr:`PROGRAM_ID`): its greens, held until
     told otherwise, and for every ordered pair of greens the yellow (``yellow_time``) and all-red
@@ -699,8 +688,6 @@ class SignalActuator:
         self.age = np.zeros(n)
         #: Seconds since each green (column) of each signal was last shown; ``-inf`` pads missing greens.
         self.red = self._fresh_red()
-        #: Whether vehicles wait for each green (as of :meth:`note_queues`; all until told).
-        self.waiting = np.isfinite(self.red)
         self._pending: tuple[float, float, np.ndarray, np.ndarray] | None = None
         self._programs = [self._program(p) for p in layout.programs]
 
@@ -741,7 +728,6 @@ class SignalActuator:
         )
         self.age = np.zeros(n)
         self.red = self._fresh_red()
-        self.waiting = np.isfinite(self.red)
         self._pending = None
         tl = conn.trafficlight
         for prog, (phases, _), g in zip(self.layout.programs, self._programs, self.green, strict=True):
@@ -772,22 +758,12 @@ class SignalActuator:
         target = np.where(too_long & (target == self.green), forced, target)
         if self.max_red is not None:
             rows = np.arange(len(self.green))
-            waiting = np.where(self.waiting, self.red, -np.inf)
+            waiting = self.red.copy()
             waiting[rows, self.green] = -np.inf
             starved = waiting.argmax(axis=1)
             overdue = waiting[rows, starved] + horizon > self.max_red
             target = np.where(overdue & (may_switch | too_long), starved, target)
         return target
-
-    def note_queues(self, lane_halting: np.ndarray) -> None:
-        """Record which greens have vehicles halting on their incoming lanes (``SignalMeasures.lane_halting``
-        of the last measurement), for the ``max_red`` rule; a no-op without ``max_red``."""
-        if self.max_red is None:
-            return
-        waiting = np.zeros(self.red.shape, dtype=bool)
-        for s, queue in enumerate(self.layout.phase_queue(lane_halting)):
-            waiting[s, : len(queue)] = queue > 0
-        self.waiting = waiting
 
     def _fresh_red(self) -> np.ndarray:
         n_greens = np.asarray(self.layout.n_greens)

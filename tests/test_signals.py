@@ -158,9 +158,6 @@ def test_max_red_shows_a_starved_green(network: SignalNetwork) -> None:
     # Green 1 would go unserved for 65 s by the next decision: A1 shows it although green 0 was asked;
     # B1's green is too young to end (min green) and holds.
     assert actuator.decide(np.array([0, 0]), horizon=10).tolist() == [1, 0]
-    actuator.waiting[0, 1] = False  # nobody waits for A1's green 1: not forced
-    assert actuator.decide(np.array([0, 0]), horizon=10).tolist() == [0, 0]
-    actuator.waiting[0, 1] = True
     actuator.red[:, 1] = 40
     assert actuator.decide(np.array([0, 0]), horizon=10).tolist() == [0, 0]
     with pytest.raises(ConfigError, match="max_red"):
@@ -175,18 +172,12 @@ def test_max_red_bounds_every_red_in_a_run(grid: tuple[Path, Path], network: Sig
         actuator.reset(session.conn)
         last = np.zeros((layout.n_signals, int(np.max(layout.n_greens))))
         worst = 0.0
-        monitor = SignalMonitor(layout)
-        monitor.subscribe(session.conn)
         for t in range(10, 610, 10):  # a policy that always asks for the first green
             actuator.step(session, np.zeros(layout.n_signals, dtype=int), until=t)
-            halting = monitor.measure(session.conn).lane_halting
-            actuator.note_queues(halting)
-            waiting = layout.phase_queue(halting)
             last[np.arange(layout.n_signals), actuator.green] = t
-            for s, queue in enumerate(waiting):  # a green nobody waits for may stay red
-                last[s, : len(queue)][queue == 0] = t
-                worst = max(worst, t - float(last[s, : len(queue)].min()))
-        assert worst <= 60 + 10  # every green with a queue shown within max_red (+ one decision)
+            for s, n in enumerate(layout.n_greens):
+                worst = max(worst, t - float(last[s, :n].min()))
+        assert worst <= 60 + 10  # every green shown at least once every max_red (+ one decision)
     finally:
         session.close()
 
