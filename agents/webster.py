@@ -4,7 +4,8 @@ Before SUMO starts, the tool counts each signal's movement flows over the hour f
 (scaled up when the routes end earlier), computes Webster's optimal cycle and splits the greens in
 proportion to the critical flows. The new programs (id ``webster``) go into ``webster.add.xml``, loaded as
 an additional file; SUMO makes the program loaded last a signal's active one, so they replace the
-network's own. Signals without traffic keep their programs.
+network's own. Signals without traffic keep their programs, and so do signals whose link indices the
+tool cannot map to their connections (shared or missing indices, as in RESCO's ingolstadt21).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class Webster(SignalController):
                 "--min-cycle", f"{opts['min_cycle']:g}", "--max-cycle", f"{opts['max_cycle']:g}",
                 "-H", f"{opts['saturation_headway']:g}", "-p", opts["program_id"],
                 *(["--existing-cycle"] if opts["existing_cycle"] else []),
+                *(["--skip", ",".join(skipped)] if (skipped := _unsupported_signals(inputs.net_file)) else []),
             ],
             what="tlsCycleAdaptation.py (Webster)",
             cwd=work_dir,
@@ -145,6 +147,21 @@ def _routed(path: Path, *, inputs: SimInputs, work_dir: Path) -> Path:
         cwd=work_dir,
     )  # fmt: skip
     return out
+
+
+def _unsupported_signals(net_file: Path) -> list[str]:
+    """Signals ``tlsCycleAdaptation.py`` cannot time: their link indices are not exactly 0..n-1 over
+    their connections (shared or missing indices; the tool reads the n-th connection as link n, and
+    fails or counts the wrong flows). They keep their own programs."""
+    import sumolib
+
+    net = sumolib.net.readNet(str(net_file), withPrograms=True)
+    out = []
+    for tl in net.getTrafficLights():
+        indices = sorted(c[2] for c in tl.getConnections())
+        if indices != list(range(len(indices))):
+            out.append(tl.getID())
+    return sorted(out)
 
 
 def _has_vehicles(path: Path) -> bool:

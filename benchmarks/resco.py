@@ -498,6 +498,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(_sumo_rl_worker(json.loads(args.sumo_rl_worker)), default=float), flush=True)
         return 0
 
+    from roadtwin.errors import SimulationError
     from roadtwin.workspace import Workspace
 
     ws = Workspace.at(args.workspace)
@@ -535,10 +536,14 @@ def main(argv: list[str] | None = None) -> int:
         state = "cached"
         if cell is None:
             t0 = time.perf_counter()
-            cell = {"params": params, **run()}
+            try:
+                cell = {"params": params, **run()}
+            except SimulationError as exc:  # a SUMO tool failing on one network must not stop the rest
+                cell = {"params": params, "na": f"failed: {exc}"}
             cell["wall_s"] = round(time.perf_counter() - t0, 1)
-            _save_cell(path, cell)
-            state = f"{cell['wall_s']:.0f} s"
+            if "na" not in cell or not cell["na"].startswith("failed"):
+                _save_cell(path, cell)  # a failure is tried again by the next --resume
+            state = f"{cell['wall_s']:.0f} s" + (" (failed)" if "failed" in str(cell.get("na", "")) else "")
         results[scenario][label] = cell
         print(f"[{n}/{len(jobs)}] {scenario} · {label}: {state}", file=sys.stderr, flush=True)
 

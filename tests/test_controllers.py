@@ -120,6 +120,20 @@ def test_webster_and_actuated_replace_the_programs(tmp_path: Path, monkeypatch: 
 
 
 @needs_resco
+def test_webster_keeps_the_programs_of_signals_the_tool_cannot_read(tmp_path: Path) -> None:
+    from roadtwin.agents.webster import _unsupported_signals
+
+    resolved = resolve_scenario("ingolstadt21", workspace=Workspace.at(tmp_path), duration_s=300)
+    inputs = resolved.make_inputs(tmp_path / "in", 0)
+    skipped = _unsupported_signals(inputs.net_file)
+    assert skipped == ["243641585", "cluster_1427494838_273472399"]  # shared and missing link indices
+    prepared = Webster().prepare(inputs, work_dir=tmp_path / "webster")  # the tool crashed on them
+    timed = _tls_programs(inputs.net_file, prepared.additional_files[-1])
+    assert {t for t, (pid, _) in timed.items() if pid == "webster"}.isdisjoint(skipped)
+    assert sum(pid == "webster" for pid, _ in timed.values()) >= 15
+
+
+@needs_resco
 def test_actuated_green_durations_vary(tmp_path: Path) -> None:
     from roadtwin.sim.backend import start
     from roadtwin.toolchain import binary
