@@ -58,6 +58,31 @@ def _incident_options(data: WorkspaceData) -> list[dict[str, str]]:
     return options
 
 
+def _choice(dropdown_id: str, options: Any, *, value: Any) -> dcc.Dropdown:
+    """A dropdown that always holds a choice."""
+    return dcc.Dropdown(id=dropdown_id, options=options, value=value, clearable=False)
+
+
+def _share_slider(
+    slider_id: str,
+    *,
+    low: float = 0.0,
+    high: float = 1.0,
+    step: float,
+    value: float,
+    marks: tuple[float, ...],
+) -> dcc.Slider:
+    """A slider over a share of vehicles, marked in percent."""
+    return dcc.Slider(
+        id=slider_id,
+        min=low,
+        max=high,
+        step=step,
+        value=value,
+        marks={m: f"{round(100 * m)} %" for m in marks},
+    )
+
+
 def layout(data: WorkspaceData) -> html.Div:
     """The form, progress bar and result area."""
     return page(
@@ -67,69 +92,42 @@ def layout(data: WorkspaceData) -> html.Div:
             [
                 labelled(
                     "Controller",
-                    dcc.Dropdown(
-                        id="wi-controller",
-                        options=list(CONTROLLER_CHOICES),
-                        value="max-pressure",
-                        clearable=False,
-                    ),
+                    _choice("wi-controller", list(CONTROLLER_CHOICES), value="max-pressure"),
                     class_name="field",
                 ),
                 labelled(
                     "Weather",
-                    dcc.Dropdown(
-                        id="wi-weather", options=list(WEATHER_CHOICES), value="clear", clearable=False
-                    ),
+                    _choice("wi-weather", list(WEATHER_CHOICES), value="clear"),
                     class_name="field",
                 ),
                 labelled(
                     "Incident",
-                    dcc.Dropdown(
-                        id="wi-incident", options=_incident_options(data), value="", clearable=False
-                    ),
+                    _choice("wi-incident", _incident_options(data), value=""),
                     class_name="field wide",
                 ),
                 labelled(
                     "AV share",
-                    dcc.Slider(
-                        id="wi-av",
-                        min=0,
-                        max=0.9,
-                        step=0.05,
-                        value=0.1,
-                        marks={v / 10: f"{v * 10} %" for v in range(0, 10, 3)},
-                    ),
+                    _share_slider("wi-av", high=0.9, step=0.05, value=0.1, marks=(0.0, 0.3, 0.6, 0.9)),
                     class_name="field wide",
                 ),
                 labelled(
                     "Route guidance",
-                    dcc.Dropdown(
-                        id="wi-routing",
-                        options=[{"label": _ROUTING_LABELS[r], "value": r} for r in ROUTING_CHOICES],
+                    _choice(
+                        "wi-routing",
+                        [{"label": _ROUTING_LABELS[r], "value": r} for r in ROUTING_CHOICES],
                         value="none",
-                        clearable=False,
                     ),
                     class_name="field",
                 ),
                 labelled(
                     "Connected vehicles",
-                    dcc.Slider(
-                        id="wi-penetration",
-                        min=0.1,
-                        max=1.0,
-                        step=0.1,
-                        value=0.3,
-                        marks={v / 10: f"{v * 10} %" for v in (1, 3, 6, 10)},
-                    ),
+                    _share_slider("wi-penetration", low=0.1, step=0.1, value=0.3, marks=(0.1, 0.3, 0.6, 1.0)),
                     class_name="field wide",
                 ),
                 labelled(
                     "Window (from 07:45)",
-                    dcc.Dropdown(
-                        id="wi-minutes",
-                        options=[{"label": f"{m} min", "value": m} for m in _WINDOWS_MIN],
-                        value=15,
-                        clearable=False,
+                    _choice(
+                        "wi-minutes", [{"label": f"{m} min", "value": m} for m in _WINDOWS_MIN], value=15
                     ),
                     class_name="field",
                 ),
