@@ -40,6 +40,7 @@ __all__ = [
     "NetworkView",
     "PathOutsideWorkspace",
     "WorkspaceData",
+    "mtime_ns",
     "resolve_inside",
 ]
 
@@ -124,7 +125,8 @@ def resolve_inside(root: Path, *parts: str) -> Path:
     return target
 
 
-def _mtime(path: Path) -> int:
+def mtime_ns(path: Path) -> int:
+    """A file's modification time in ns (-1 when it cannot be read): the key of the dashboard's caches."""
     try:
         return path.stat().st_mtime_ns
     except OSError:
@@ -138,7 +140,7 @@ def _by_mtime(func: Callable[P, R]) -> Callable[P, R]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         path = args[1]
-        key = (str(path), _mtime(path), args[2:], tuple(sorted(kwargs.items())))
+        key = (str(path), mtime_ns(path), args[2:], tuple(sorted(kwargs.items())))
         if key not in cache:
             if len(cache) > 256:
                 cache.clear()
@@ -259,7 +261,7 @@ class WorkspaceData:
                     "controller": run.get("controller", parts[1] if len(parts) > 1 else "?"),
                     "seed": parts[2] if len(parts) > 2 else "",
                     "complete": complete,
-                    "mtime": _mtime(folder),
+                    "mtime": mtime_ns(folder),
                 }
             )
         frame = pd.DataFrame(rows, columns=["id", "scenario", "controller", "seed", "complete", "mtime"])
@@ -480,7 +482,7 @@ class WorkspaceData:
     def evaluations(self) -> list[str]:
         """Evaluation folders (``evaluations/<scenario>__<ts>/``) with a ``results.csv``, newest first."""
         found = [f for f in self._children("evaluations") if (f / "results.csv").is_file()]
-        return [f.name for f in sorted(found, key=_mtime_of, reverse=True)]
+        return [f.name for f in sorted(found, key=mtime_ns, reverse=True)]
 
     @_by_mtime
     def _csv(self, path: Path) -> pd.DataFrame:
@@ -704,10 +706,6 @@ class WorkspaceData:
             con.close()
         note = f"The twin store has no table {' or '.join(missing)} yet." if missing else ""
         return out[0], out[1], note
-
-
-def _mtime_of(path: Path) -> int:
-    return _mtime(path)
 
 
 def clock(seconds: float) -> str:

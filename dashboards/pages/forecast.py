@@ -15,6 +15,7 @@ from roadtwin.dashboards.data import (
     STATE_COLUMNS,
     STATE_TABLE,
     ZONE_TIMEZONE,
+    mtime_ns,
 )
 from roadtwin.dashboards.pages._common import empty_state, labelled, network_figure, page
 
@@ -168,13 +169,7 @@ def outlook(data: WorkspaceData) -> Any:
     Cached until the store or the network changes: the page shows it on load with the series.
     """
     net = data.default_network()
-    stamps = []
-    for path in (data.root / "roadtwin.duckdb", net):
-        try:
-            stamps.append(path.stat().st_mtime_ns if path is not None else 0)
-        except OSError:
-            stamps.append(0)
-    return _outlook(data, net, *stamps)
+    return _outlook(data, net, mtime_ns(data.root / "roadtwin.duckdb"), mtime_ns(net) if net else -1)
 
 
 @functools.lru_cache(maxsize=4)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from dash import Input, Output, dcc, html
 
-from roadtwin.dashboards.data import PathOutsideWorkspace
+from roadtwin.dashboards.data import PathOutsideWorkspace, mtime_ns
 from roadtwin.dashboards.pages._common import empty_state, labelled, page, table
 
 if TYPE_CHECKING:
@@ -134,12 +134,10 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
 
 def evaluation_view(data: WorkspaceData, *, evaluation: str | None) -> tuple[Any, Any, Any]:
     """An evaluation's summary table, metric plots and per-junction plots (cached until its results change)."""
-    stamp = 0
-    if evaluation:
-        try:
-            stamp = data.entry("evaluations", evaluation, "results.csv").stat().st_mtime_ns
-        except (OSError, PathOutsideWorkspace):
-            stamp = 0
+    try:
+        stamp = mtime_ns(data.entry("evaluations", evaluation, "results.csv")) if evaluation else -1
+    except PathOutsideWorkspace:
+        stamp = -1
     return _evaluation_view(data, evaluation, stamp)
 
 
