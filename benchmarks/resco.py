@@ -536,14 +536,15 @@ def main(argv: list[str] | None = None) -> int:
         state = "cached"
         if cell is None:
             t0 = time.perf_counter()
+            failed = False
             try:
                 cell = {"params": params, **run()}
             except SimulationError as exc:  # a SUMO tool failing on one network must not stop the rest
-                cell = {"params": params, "na": f"failed: {exc}"}
+                cell, failed = {"params": params, "na": f"failed: {exc}"}, True
             cell["wall_s"] = round(time.perf_counter() - t0, 1)
-            if "na" not in cell or not cell["na"].startswith("failed"):
+            if not failed:
                 _save_cell(path, cell)  # a failure is tried again by the next --resume
-            state = f"{cell['wall_s']:.0f} s" + (" (failed)" if "failed" in str(cell.get("na", "")) else "")
+            state = f"{cell['wall_s']:.0f} s" + (" (failed)" if failed else "")
         results[scenario][label] = cell
         print(f"[{n}/{len(jobs)}] {scenario} · {label}: {state}", file=sys.stderr, flush=True)
 
