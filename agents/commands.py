@@ -148,6 +148,7 @@ _SHORT = {
     "wait_s": "wait s",
     "queue": "queue",
     "never_inserted": "never inserted",
+    "blocked": "blocked",
     "still_running": "still running",
     "throughput_veh_h": "veh/h",
 }

@@ -58,6 +58,7 @@ RESULT_COLUMNS = (
     "wait_s",
     "queue",
     "never_inserted",
+    "blocked",
     "still_running",
     "throughput_veh_h",
     "run_dir",
@@ -67,7 +68,7 @@ RESULT_COLUMNS = (
     "penetration",
 )
 #: The metric columns summarised per controller.
-METRIC_COLUMNS = RESULT_COLUMNS[3:11]
+METRIC_COLUMNS = RESULT_COLUMNS[3:12]
 
 _HALTING_NUMBER = 0x14  # traci.constants.LAST_STEP_VEHICLE_HALTING_NUMBER
 _LABELS = {
@@ -77,6 +78,7 @@ _LABELS = {
     "wait_s": "wait (s)",
     "queue": "queue (veh per signal)",
     "never_inserted": "never inserted (veh)",
+    "blocked": "blocked at insertion > 60 s (veh)",
     "still_running": "still running (veh)",
     "throughput_veh_h": "throughput (veh/h)",
 }
@@ -316,6 +318,7 @@ def evaluate(
                     "wait_s": _num(m.mean_wait_s),
                     "queue": probe.queue,
                     "never_inserted": int(m.vehicles_never_inserted),
+                    "blocked": int(m.vehicles_blocked),
                     "still_running": int(m.vehicles_still_running),
                     "throughput_veh_h": _num(m.throughput_veh_h),
                     "run_dir": str(result.run_dir),

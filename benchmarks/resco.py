@@ -54,7 +54,15 @@ CLASSIC = ("fixed", "webster", "actuated", "max-pressure")
 ENV_SPEED_SCENARIOS = ("cologne8", "ingolstadt21")
 SUMO_RL = "sumo-rl DQN"
 FIXED = "fixed"
-METRICS = ("resco_delay_s", "exact_delay_s", "trip_time_s", "wait_s", "never_inserted", "still_running")
+METRICS = (
+    "resco_delay_s",
+    "exact_delay_s",
+    "trip_time_s",
+    "wait_s",
+    "never_inserted",
+    "blocked",
+    "still_running",
+)
 
 #: RESCO's published average delay (s): static controllers mean over episodes, learners best episode.
 #: Source: REFERENCE.md, from Pi-Star-Lab/RESCO ``resco_benchmark/utils/avg_timeLoss.py`` (SUMO 1.9).
@@ -317,6 +325,7 @@ def _sumo_rl_worker(job: dict[str, Any]) -> dict[str, Any]:
                 "trip_time_s": m.mean_trip_time_s,
                 "wait_s": m.mean_wait_s,
                 "never_inserted": m.vehicles_never_inserted,
+                "blocked": m.vehicles_blocked,
                 "still_running": m.vehicles_still_running,
             }
         )
@@ -386,35 +395,36 @@ def _fmt(x: float | None, digits: int = 2) -> str:
 
 HEADER = (
     "| controller | source | RESCO delay (s) | exact delay (s) | trip time (s) | never inserted "
-    "| still running | training episodes |"
+    "| blocked > 60 s | still running | training episodes |"
 )
 
 
 def scenario_table(scenario: str, cells: dict[str, dict[str, Any]]) -> list[str]:
     """Markdown rows of one scenario: measured cells (mean ± std over seeds), then RESCO's figures."""
-    lines = [HEADER, "|---|---|---|---|---|---|---|---|"]
+    lines = [HEADER, "|---|---|---|---|---|---|---|---|---|"]
     for label, cell in cells.items():
         if "na" in cell:
-            lines.append(f"| {label} | measured | n/a: {cell['na']} | | | | | |")
+            lines.append(f"| {label} | measured | n/a: {cell['na']} | | | | | | |")
             continue
         rows = cell["rows"]
         d, ds = _stats(rows, "resco_delay_s")
         e, es = _stats(rows, "exact_delay_s")
         t, ts = _stats(rows, "trip_time_s")
         ni = [int(r["never_inserted"]) for r in rows]
+        bl = [int(r["blocked"]) for r in rows]
         sr = [int(r["still_running"]) for r in rows]
         eps = _fmt(cell["episodes"], 1) if "episodes" in cell else "–"
         lines.append(
             f"| {label} | measured ({len(rows)} seeds) | {d:.2f} ± {ds:.2f} | {e:.2f} ± {es:.2f} "
             f"| {t:.2f} ± {ts:.2f} | {statistics.fmean(ni):.1f} (max {max(ni)}) "
-            f"| {statistics.fmean(sr):.1f} | {eps} |"
+            f"| {statistics.fmean(bl):.1f} (max {max(bl)}) | {statistics.fmean(sr):.1f} | {eps} |"
         )
     trips = PUBLISHED_TRIP.get(scenario, {})
     for label, delay in PUBLISHED_DELAY.get(scenario, {}).items():
         eps = RESCO_EPISODES.get(label)
         lines.append(
             f"| RESCO {label} | published (SUMO 1.9) | {delay:.2f} | – | {_fmt(trips.get(label))} | – | – "
-            f"| {eps if eps else '–'} |"
+            f"| – | {eps if eps else '–'} |"
         )
     return lines
 
@@ -455,8 +465,8 @@ def goals_section(
                 )
             else:
                 out.append(f"- {scenario}: never worse than fixed-time: not measured (fixed not run)")
-            blocked = max(int(r["never_inserted"]) for r in rows)
-            verdict = "met" if blocked == 0 else f"not met: up to {blocked} vehicles never inserted"
+            blocked = max(int(r["blocked"]) for r in rows)
+            verdict = "met" if blocked == 0 else f"not met: up to {blocked} vehicles blocked > 60 s"
             out.append(f"- {scenario}: no vehicle blocked at insertion: {verdict}")
             used = cell.get("episodes", episodes)
             verdict = "met" if used <= 100 + 1e-9 else f"not met by {used - 100:.1f} episodes"

@@ -8,6 +8,9 @@ vehicles still running at the end and vehicles never inserted (never silently dr
   ``end - scheduled depart``] / number of vehicles, where RESCO counts as never-departed only the
   scheduled vehicles departing after the latest actual departure.
 - **Exact delay**: the same, with never-departed = every scheduled vehicle in the window without a record.
+- **Blocked at insertion**: vehicles that waited more than :data:`BLOCKED_AFTER_S` to enter the network:
+  inserted with a larger ``departDelay``, or never inserted though scheduled that long before the end
+  (a vehicle due in the window's last seconds that has not entered yet is not blocked).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pandas as pd
 from lxml import etree
 
 __all__ = [
+    "BLOCKED_AFTER_S",
     "RunMetrics",
     "read_schedule",
     "read_statistics",
@@ -29,6 +33,9 @@ __all__ = [
     "read_tripinfo",
     "summarize",
 ]
+
+#: A vehicle waiting longer than this to enter the network (s) counts as blocked at insertion.
+BLOCKED_AFTER_S = 60.0
 
 _TRIP_FIELDS = {
     "depart": float,
@@ -51,6 +58,7 @@ class RunMetrics:
     vehicles_finished: int
     vehicles_still_running: int
     vehicles_never_inserted: int
+    vehicles_blocked: int
     resco_delay_s: float
     exact_delay_s: float
     mean_trip_time_s: float
@@ -192,6 +200,8 @@ def summarize(
         vehicles_finished=len(finished),
         vehicles_still_running=len(recorded) - len(finished),
         vehicles_never_inserted=len(missing),
+        vehicles_blocked=int((recorded["departDelay"] > BLOCKED_AFTER_S).sum())
+        + int((end - missing > BLOCKED_AFTER_S).sum()),
         resco_delay_s=resco,
         exact_delay_s=exact,
         mean_trip_time_s=_mean(recorded["duration"]),

@@ -50,7 +50,7 @@ def test_smoke_cologne1_classic(tmp_path, capsys):
     assert set(measured) == {"fixed", "webster", "actuated", "max-pressure"}
     for line in measured.values():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        assert len(cells) == 8
+        assert len(cells) == 9
         assert "±" in cells[2] and float(cells[2].split("±")[0]) >= 0
     assert "| RESCO best learner | published (SUMO 1.9) | 26.05 |" in text
     assert "## Goals" in text and "not measured (`--no-rl`)" in text
@@ -72,7 +72,7 @@ def test_goals_say_by_how_much():
     def cell(delays, blocked=0, **extra):
         rows = [
             {"seed": s, "resco_delay_s": d, "exact_delay_s": d, "trip_time_s": 60.0, "wait_s": 1.0}
-            | {"never_inserted": blocked, "still_running": 0}
+            | {"never_inserted": blocked, "blocked": blocked, "still_running": 0}
             for s, d in enumerate(delays)
         ]
         return {"rows": rows, **extra}

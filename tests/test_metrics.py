@@ -56,6 +56,17 @@ def test_resco_delay_counts_only_vehicles_after_the_latest_departure(metrics) ->
     assert metrics.resco_delay_s == pytest.approx((22 + 50 + 40) / 3)
 
 
+def test_blocked_counts_vehicles_kept_out_longer_than_a_minute(tmp_path: Path) -> None:
+    (tmp_path / "t.xml").write_text(TRIPINFO.replace('departDelay="2.00"', 'departDelay="61.00"'))
+    (tmp_path / "r.xml").write_text(ROUTES)
+    vehicles, _ = read_tripinfo(tmp_path / "t.xml")
+    schedule = read_schedule([tmp_path / "r.xml"])
+    # a entered 61 s late (blocked); c was due 80 s before the end (blocked); d only 40 s (not yet)
+    m = summarize(vehicles=vehicles, schedule=schedule, begin=0, end=100)
+    assert (m.vehicles_never_inserted, m.vehicles_blocked) == (2, 2)
+    assert summarize(vehicles=vehicles, schedule=schedule, begin=0, end=70).vehicles_blocked == 1
+
+
 def test_means_over_finished_and_unfinished_records(metrics) -> None:
     assert metrics.mean_trip_time_s == pytest.approx(65)
     assert metrics.mean_time_loss_s == pytest.approx(35)
