@@ -12,6 +12,10 @@ cannot insert are invisible. The guarded controller therefore
 
 1. counts a movement only when its out-lane has room (occupancy below ``spillback_occupancy``); a
    blocked movement gets no pressure, so no green is spent on a spill-back;
+   lanes shorter than ``reach_m`` are measured with the lanes that extend them through junctions
+   without a signal (:meth:`~roadtwin.sim.signals.SignalNetwork.reach`): RESCO's ingolstadt21 has
+   signal approaches of 0-10 m behind an unsignalised junction whose queues stand on the lane before
+   it, invisible to the signal, and exits of 0 m that a single vehicle "fills";
 2. adds the insertion backlog (vehicles waiting to enter the network) to the in-lanes of the approach
    they will join, so an entry that is full to its first metre still competes;
 3. serves a green that has waited ``max_red`` seconds with vehicles on its movements before any other
@@ -57,6 +61,10 @@ class MaxPressure(SignalController):
     spillback_occupancy
         A movement whose out-lane holds at least this fraction of its capacity (length / 7.5 m) counts
         no pressure.
+    reach_m
+        Measure incoming lanes shorter than this with the lanes upstream that feed them, and outgoing
+        lanes shorter than this with the lanes downstream they lead to, through junctions without a
+        signal (0: each lane alone).
     backlog
         Count vehicles waiting to be inserted on the approach they will join.
     naive
@@ -75,6 +83,7 @@ class MaxPressure(SignalController):
         max_green: float = 120.0,
         max_red: float = 600.0,
         spillback_occupancy: float = 0.75,
+        reach_m: float = 50.0,
         backlog: bool = True,
         naive: bool = False,
     ) -> None:
@@ -100,6 +109,7 @@ class MaxPressure(SignalController):
             max_green=max_green,
             max_red=max_red,
             spillback_occupancy=spillback_occupancy,
+            reach_m=reach_m,
             backlog=backlog,
             naive=naive,
         )
@@ -128,7 +138,7 @@ class MaxPressure(SignalController):
         if not tls:  # nothing to control: the network's programs run
             return
         opts = self.options
-        self.layout = SignalLayout(network, tls)
+        self.layout = SignalLayout(network, tls, reach_m=0.0 if self.naive else opts["reach_m"])
         self.monitor = SignalMonitor(self.layout, waiting_time=False, outgoing_halting=True)
         self.monitor.subscribe(conn)
         self.actuator = SignalActuator(
@@ -191,12 +201,13 @@ class MaxPressure(SignalController):
         if self.naive:
             return np.array([int(np.argmax(p)) for p in lay.phase_pressure(halting)], dtype=np.intp)
         opts = self.options
-        incoming = halting.copy()
+        incoming = lay.approach(halting)
         if opts["backlog"]:
             incoming += self._backlog(conn)
-        occupancy = vehicles / lay.capacity
+        occupancy = lay.beyond(vehicles) / lay.reach_capacity
         room = occupancy[lay.move_out] < opts["spillback_occupancy"]
-        move = np.where(room, incoming[lay.move_in] - halting[lay.move_out], 0.0)
+        outgoing = lay.beyond(halting)
+        move = np.where(room, incoming[lay.move_in] - outgoing[lay.move_out], 0.0)
         demand = np.where(room, incoming[lay.move_in], 0.0)
         pressures = _per_green(lay, move)
         demands = _per_green(lay, demand)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,9 @@ class SignalProgram:
     green_durations
         The original durations of those phases (s).
     links
-        Per link index, ``(in_lane, out_lane)`` for a vehicle link, ``None`` for a pedestrian or unused one.
+        Per link index, the ``(in_lane, out_lane)`` vehicle connections it switches: one on most networks,
+        several where connections share an index (RESCO's ingolstadt21), none for a pedestrian or unused
+        index.
     in_lanes, out_lanes
         Incoming and outgoing vehicle lanes (lanes that allow passenger cars), in link order.
     movements
@@ -99,7 +102,7 @@ class SignalProgram:
     program_id: str
     greens: tuple[str, ...]
     green_durations: tuple[float, ...]
-    links: tuple[tuple[str, str] | None, ...]
+    links: tuple[tuple[tuple[str, str], ...], ...]
     in_lanes: tuple[str, ...]
     out_lanes: tuple[str, ...]
     movements: tuple[tuple[int, int], ...]
@@ -145,18 +148,14 @@ def _program_from_sumo(
     but not observed.
     """
     n = max(len(links), max((len(s) for s, _ in phases), default=0))
-    link_pairs: list[tuple[str, str] | None] = []
+    link_pairs: list[tuple[tuple[str, str], ...]] = []
     pedestrian: set[int] = set()
     for idx in range(n):
         group = links[idx] if idx < len(links) else ()
-        pair = None
-        for from_lane, to_lane, _via in group:
-            if vehicle_lane.get(from_lane, False):
-                pair = (from_lane, to_lane)
-                break
+        pairs = dict.fromkeys((f, t) for f, t, _via in group if vehicle_lane.get(f, False))
         if group and all(walking_lane.get(f, False) for f, _t, _v in group):
             pedestrian.add(idx)
-        link_pairs.append(pair)
+        link_pairs.append(tuple(pairs))
     driven = [k for k in range(n) if k not in pedestrian]
 
     # Distinct greens by their non-pedestrian part (a pedestrian-only phase by its whole state); among
@@ -175,19 +174,20 @@ def _program_from_sumo(
     greens = tuple(state for _, state, _ in ordered)
     durations = tuple(float(d) for _, _, d in ordered)
 
-    in_lanes = tuple(dict.fromkeys(p[0] for p in link_pairs if p is not None))
-    out_lanes = tuple(dict.fromkeys(p[1] for p in link_pairs if p is not None))
+    in_lanes = tuple(dict.fromkeys(p[0] for pairs in link_pairs for p in pairs))
+    out_lanes = tuple(dict.fromkeys(p[1] for pairs in link_pairs for p in pairs))
     in_pos = {lane: i for i, lane in enumerate(in_lanes)}
     out_pos = {lane: i for i, lane in enumerate(out_lanes)}
-    movements = tuple(dict.fromkeys((in_pos[p[0]], out_pos[p[1]]) for p in link_pairs if p is not None))
+    movements = tuple(dict.fromkeys((in_pos[p[0]], out_pos[p[1]]) for pairs in link_pairs for p in pairs))
     move_pos = {m: i for i, m in enumerate(movements)}
     phase_movements = tuple(
         tuple(
             sorted(
                 {
                     move_pos[(in_pos[p[0]], out_pos[p[1]])]
-                    for k, p in enumerate(link_pairs)
-                    if p is not None and state[k] in _GREEN
+                    for k, pairs in enumerate(link_pairs)
+                    if state[k] in _GREEN
+                    for p in pairs
                 }
             )
         )
@@ -221,7 +221,10 @@ class SignalNetwork:
     successors: dict[str, tuple[str, ...]]
     #: The traffic light whose incoming lanes an edge feeds (edges that end at a signal).
     edge_signal: dict[str, str]
+    #: Successor lanes of every non-internal lane (vehicle links only).
+    lane_links: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _walk_cache: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _predecessors: dict[str, tuple[str, ...]] | None = field(default=None, repr=False)
 
     @property
     def tls_ids(self) -> tuple[str, ...]:
@@ -253,6 +256,60 @@ class SignalNetwork:
                 level = nxt
         self._walk_cache[edge] = found
         return found
+
+    def reach(self, lane: str, *, reach_m: float, upstream: bool) -> list[tuple[str, float]]:
+        """The lanes that extend a short signal lane to ``reach_m`` metres through unsignalised junctions.
+
+        A signal's incoming lane can be a stub of a few metres (or none) behind a junction without a
+        signal, its queue standing on the lanes before it; an outgoing lane can be such a stub in front
+        of the space vehicles really drive into. Upstream, the walk follows the lanes that feed ``lane``
+        and stops at lanes that end at a signal (their vehicles queue for that signal); downstream it
+        follows the lanes ``lane`` leads to and stops after a lane that ends at a signal. Each lane found
+        comes with the share of it that belongs to ``lane`` (``1 / k`` per branching into ``k`` lanes),
+        and the walk stops once the lanes found cover ``reach_m`` metres; empty when ``lane`` itself is
+        long enough.
+        """
+        at_signal = self._signal_lanes
+        found: list[tuple[str, float]] = []
+        covered = self.lane_length.get(lane, 0.0)
+        if lane in (self._out_lanes if upstream else at_signal):
+            return found  # the lanes before it end at a signal, or it ends at one itself
+        level: list[tuple[str, float]] = [(lane, 1.0)]
+        seen = {lane}
+        while level and covered < reach_m:
+            nxt: list[tuple[str, float]] = []
+            for cur, share in level:
+                if not upstream and cur in at_signal:
+                    continue
+                near = self._predecessor_lanes(cur) if upstream else self.lane_links.get(cur, ())
+                near = tuple(n for n in near if not (upstream and n in at_signal))
+                for n in near:
+                    if n in seen:
+                        continue
+                    seen.add(n)
+                    w = share / len(near)
+                    nxt.append((n, w))
+            found += nxt
+            covered += max((self.lane_length.get(n, 0.0) for n, _ in nxt), default=0.0)
+            level = nxt
+        return found
+
+    @cached_property
+    def _signal_lanes(self) -> frozenset[str]:
+        return frozenset(lane for prog in self.programs.values() for lane in prog.in_lanes)
+
+    @cached_property
+    def _out_lanes(self) -> frozenset[str]:
+        return frozenset(lane for prog in self.programs.values() for lane in prog.out_lanes)
+
+    def _predecessor_lanes(self, lane: str) -> tuple[str, ...]:
+        if self._predecessors is None:
+            pred: dict[str, list[str]] = {}
+            for src, dests in self.lane_links.items():
+                for d in dests:
+                    pred.setdefault(d, []).append(src)
+            self._predecessors = {k: tuple(v) for k, v in pred.items()}
+        return self._predecessors.get(lane, ())
 
     def neighbours(self, tls_id: str) -> tuple[str, ...]:
         """Signals one road link away: the first signal downstream of each outgoing lane, and the signals
@@ -310,13 +367,20 @@ def read_signal_network(conn: Any) -> SignalNetwork:
         for lane in prog.in_lanes:
             edge_signal.setdefault(_edge_of(lane), tls)
     successors: dict[str, tuple[str, ...]] = {}
+    lane_links: dict[str, tuple[str, ...]] = {}
     for edge in conn.edge.getIDList():
         if edge.startswith(":"):
             continue
         nxt: dict[str, None] = {}
         for i in range(conn.edge.getLaneNumber(edge)):
-            for link in conn.lane.getLinks(f"{edge}_{i}"):
+            lane = f"{edge}_{i}"
+            links = conn.lane.getLinks(lane)
+            for link in links:
                 nxt[_edge_of(link[0])] = None
+            if lane not in length:
+                length[lane] = float(conn.lane.getLength(lane))
+                speed[lane] = float(conn.lane.getMaxSpeed(lane))
+            lane_links[lane] = tuple(link[0] for link in links if not link[0].startswith(":"))
         successors[edge] = tuple(nxt)
     return SignalNetwork(
         programs=programs,
@@ -324,7 +388,24 @@ def read_signal_network(conn: Any) -> SignalNetwork:
         lane_speed=speed,
         successors=successors,
         edge_signal=edge_signal,
+        lane_links=lane_links,
     )
+
+
+def _extension(
+    pairs: list[tuple[int, str, float]], lane_pos: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    to = np.array([p[0] for p in pairs], dtype=np.intp)
+    src = np.array([lane_pos[p[1]] for p in pairs], dtype=np.intp)
+    share = np.array([p[2] for p in pairs], dtype=float)
+    return to, src, share
+
+
+def _extend(values: np.ndarray, ext: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    to, src, share = ext
+    if not len(to):
+        return values.copy()
+    return values + np.bincount(to, weights=values[src] * share, minlength=len(values))
 
 
 def _segments(groups: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -348,9 +429,20 @@ class SignalLayout:
         The signals to control, in agent order.
     neighbours
         Also observe each signal's neighbours (:meth:`SignalNetwork.neighbours`, controlled or not).
+    reach_m
+        Extend each controlled signal's lanes shorter than this through unsignalised junctions
+        (:meth:`SignalNetwork.reach`): the extra lanes are observed too (counts only) and
+        :meth:`approach` / :meth:`beyond` add them to the lane they extend. 0: no extension.
     """
 
-    def __init__(self, network: SignalNetwork, tls_ids: Sequence[str], *, neighbours: bool = False) -> None:
+    def __init__(
+        self,
+        network: SignalNetwork,
+        tls_ids: Sequence[str],
+        *,
+        neighbours: bool = False,
+        reach_m: float = 0.0,
+    ) -> None:
         unknown = [t for t in tls_ids if t not in network.programs]
         if unknown:
             raise ConfigError(
@@ -391,6 +483,14 @@ class SignalLayout:
         for prog in self.programs:
             for lane in prog.out_lanes:
                 lane_pos.setdefault(lane, len(lane_pos))
+        ext: dict[bool, list[tuple[int, str, float]]] = {True: [], False: []}
+        if reach_m > 0:
+            for upstream, attr in ((True, "in_lanes"), (False, "out_lanes")):
+                ends = dict.fromkeys(lane for p in self.programs for lane in getattr(p, attr))
+                for lane in ends:
+                    for other, share in network.reach(lane, reach_m=reach_m, upstream=upstream):
+                        lane_pos.setdefault(other, len(lane_pos))
+                        ext[upstream].append((lane_pos[lane], other, share))
         self.lanes: tuple[str, ...] = tuple(lane_pos)
         #: Lanes subscribed with speed and waiting time (incoming lanes); the rest with counts only.
         self.is_in_lane = np.array([lane in in_lanes_set for lane in self.lanes], dtype=bool)
@@ -399,6 +499,13 @@ class SignalLayout:
         self.max_speed = np.maximum(
             np.array([network.lane_speed[lane] for lane in self.lanes], dtype=float), 0.1
         )
+
+        #: Lane extensions (:meth:`SignalNetwork.reach`): extended lane, extending lane, share; upstream
+        #: of incoming lanes and downstream of outgoing lanes.
+        self._up = _extension(ext[True], lane_pos)
+        self._down = _extension(ext[False], lane_pos)
+        #: Vehicles each lane holds with its downstream extension (the room behind an outgoing lane).
+        self.reach_capacity = self.beyond(self.capacity)
 
         obs_in = [[lane_pos[lane] for lane in network.programs[t].in_lanes] for t in self.observed_ids]
         self.in_idx, self.in_owner = _segments(obs_in[: self.n_signals])
@@ -444,6 +551,15 @@ class SignalLayout:
     def per_signal(self, values: np.ndarray, owner: np.ndarray, n: int | None = None) -> np.ndarray:
         """Sum ``values`` by their ``owner`` signal."""
         return np.bincount(owner, weights=values, minlength=self.n_signals if n is None else n)
+
+    def approach(self, lane_values: np.ndarray) -> np.ndarray:
+        """``lane_values`` with each extended incoming lane's upstream lanes added to it (their share)."""
+        return _extend(lane_values, self._up)
+
+    def beyond(self, lane_values: np.ndarray) -> np.ndarray:
+        """``lane_values`` with each extended outgoing lane's downstream lanes added (their share);
+        ``beyond(capacity)`` is :attr:`reach_capacity`."""
+        return _extend(lane_values, self._down)
 
     def phase_pressure(self, lane_values: np.ndarray) -> list[np.ndarray]:
         """Per signal, each green's pressure: the sum over the movements it serves of in-lane minus

@@ -50,7 +50,7 @@ def test_programs_keep_vehicle_greens_and_crossings(network: SignalNetwork) -> N
     assert prog.n_greens == 2
     assert prog.pedestrian_links, "the crossings' links are known"
     for k in prog.pedestrian_links:
-        assert prog.links[k] is None
+        assert prog.links[k] == ()
         # Crossings keep the states of the original (longer) phase: pedestrians walk with their green.
         assert any(state[k] == "G" for state in prog.greens)
     # Only vehicle lanes are observed: no sidewalk, walking area or crossing.
@@ -245,3 +245,65 @@ def test_plan_actuator_runs_plans_from_cycle_boundaries(
         assert starts.get(cycle_start + d0) == layout.programs[0].transition(0, 1)
         assert starts.get(cycle_start + d0 + 3) == greens[1]
         assert starts.get(cycle_start + d0 + 3 + d1) == layout.programs[0].transition(1, 0)
+
+
+def _has_resco() -> bool:
+    from roadtwin.sim.resco import resco_files
+
+    try:
+        resco_files("ingolstadt21")
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="module")
+def ingolstadt21() -> SignalNetwork:
+    if not _has_resco():
+        pytest.skip("sumo-rl's RESCO networks are not installed")
+    from roadtwin.sim.resco import resco_files
+
+    net, _, _, _ = resco_files("ingolstadt21")
+    cmd = [toolchain.binary("sumo"), "-n", str(net), "--no-step-log", "true", "--no-warnings", "true"]
+    session = start(cmd)
+    try:
+        return read_signal_network(session.conn)
+    finally:
+        session.close()
+
+
+def test_shared_link_indices_observe_every_lane(ingolstadt21: SignalNetwork) -> None:
+    # Junction 243641585 switches four connections with link index 0 and four with index 3; each lane
+    # of them is observed (the queue towards the 12 m link -174800513 stands on the second lanes).
+    prog = ingolstadt21.programs["243641585"]
+    assert len(prog.links[0]) == 4 and len(prog.links[3]) == 4
+    assert {"23166741#5_2", "-201201945#0.78_2"} <= set(prog.in_lanes)
+    assert {"-174800513_1", "-174800513_2"} <= set(prog.out_lanes)
+    lanes = {(prog.in_lanes[i], prog.out_lanes[o]) for i, o in prog.movements}
+    assert ("-201201945#0.78_2", "-174800513_2") in lanes
+
+
+def test_reach_extends_short_lanes_through_unsignalised_junctions(ingolstadt21: SignalNetwork) -> None:
+    net = ingolstadt21
+    # Signal 30624898's approach from junction 1840464393 is a 0.2 m stub: its queue stands on the
+    # 127 m lane before that (priority) junction.
+    assert net.lane_length["315358251#1_1"] < 1
+    assert net.reach("315358251#1_1", reach_m=50, upstream=True) == [("315358242#3_1", 1.0)]
+    # ... and its exit the other way is a stub in front of a 128 m lane.
+    assert net.reach("-315358251#1_1", reach_m=50, upstream=False) == [("-315358251#0_1", 1.0)]
+    # A long lane, a lane fed by another signal (upstream) and a lane ending at a signal (downstream)
+    # are not extended.
+    assert net.reach("176550249#4_1", reach_m=50, upstream=True) == []
+    assert net.reach("-174800513_2", reach_m=50, upstream=True) == []
+    assert net.reach("136436466_1", reach_m=50, upstream=False) == []
+
+    lay = SignalLayout(net, net.controllable(), reach_m=50)
+    assert "315358242#3_1" in lay.lanes and not lay.is_in_lane[lay.lanes.index("315358242#3_1")]
+    values = np.zeros(len(lay.lanes))
+    values[lay.lanes.index("315358242#3_1")] = 9.0
+    stub = lay.lanes.index("315358251#1_1")
+    assert lay.approach(values)[stub] == 9.0
+    exit_stub = lay.lanes.index("-315358251#1_1")
+    assert lay.reach_capacity[exit_stub] > 10 * lay.capacity[exit_stub]
+    plain = SignalLayout(net, net.controllable())
+    assert len(plain.lanes) < len(lay.lanes) and plain.approach(np.ones(len(plain.lanes)))[0] == 1.0
