@@ -265,9 +265,10 @@ class SignalNetwork:
         of the space vehicles really drive into. Upstream, the walk follows the lanes that feed ``lane``
         and stops at lanes that end at a signal (their vehicles queue for that signal); downstream it
         follows the lanes ``lane`` leads to and stops after a lane that ends at a signal. Each lane found
-        comes with the share of it that belongs to ``lane`` (``1 / k`` per branching into ``k`` lanes),
-        and the walk stops once the lanes found cover ``reach_m`` metres; empty when ``lane`` itself is
-        long enough.
+        comes with its weight: each step splits its lane's weight equally among the ``k`` lanes it
+        reaches (``1 / k``: the mean of two feeding lanes' queues stands for the queue upstream, half of
+        a lane's room behind each of two branches), and the walk stops once the lanes found cover
+        ``reach_m`` metres; empty when ``lane`` itself is long enough.
         """
         at_signal = self._signal_lanes
         found: list[tuple[str, float]] = []
@@ -287,8 +288,7 @@ class SignalNetwork:
                     if n in seen:
                         continue
                     seen.add(n)
-                    w = share / len(near)
-                    nxt.append((n, w))
+                    nxt.append((n, share / len(near)))
             found += nxt
             covered += max((self.lane_length.get(n, 0.0) for n, _ in nxt), default=0.0)
             level = nxt

@@ -229,3 +229,17 @@ def test_importing_agents_stays_light() -> None:
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_shipped_zone_config_is_valid_and_counts_whole_rollouts() -> None:
+    """The README's zone training command: ``agents/configs/zone_ppo.yaml`` validates, and its budget,
+    checkpoints and evaluations fall on whole PPO rollouts of the zone's 88 signals."""
+    from roadtwin.config import read_yaml_mapping
+
+    path = Path(__file__).resolve().parents[1] / "agents" / "configs" / "zone_ppo.yaml"
+    config = TrainConfig(**read_yaml_mapping(path))
+    assert config.scenario == "zone" and config.algo == "ppo" and config.max_red == 120
+    rollout = config.n_steps * 88
+    for steps in (config.total_timesteps, config.checkpoint_every, config.eval_every):
+        assert steps % rollout == 0
+    assert 29 <= config.total_timesteps / (720 * 88) <= 30  # ~30 morning peaks of 720 decisions
