@@ -128,17 +128,27 @@ def print_summary(console: Any, summary: Any, *, title: str) -> None:
     from roadtwin.agents.evaluate import METRIC_COLUMNS
 
     table = Table(title=title, caption="mean ± std over seeds")
-    table.add_column("controller", no_wrap=True)
+    table.add_column("controller", overflow="fold", max_width=32)  # rl:PATH specs are long
     table.add_column("runs", justify="right")
     for col in METRIC_COLUMNS:
         table.add_column(_SHORT.get(col, col), justify="right")
     for _, row in summary.iterrows():
         table.add_row(
-            str(row["controller"]),
+            _short_spec(str(row["controller"])),
             str(int(row["runs"])),
             *(f"{row[f'{c}_mean']:.2f} ± {row[f'{c}_std']:.2f}" for c in METRIC_COLUMNS),
         )
     console.print(table)
+
+
+def _short_spec(spec: str) -> str:
+    """A controller spec as the table shows it: ``rl:PATH`` by its run folder (and model file)."""
+    name, sep, arg = spec.partition(":")
+    if not sep or "/" not in arg:
+        return spec
+    parts = Path(arg).parts
+    keep = 1 if not arg.endswith(".zip") else 3 if parts[-2] in ("best", "checkpoints") else 2
+    return f"{name}:{'/'.join(parts[-keep:])}"
 
 
 _SHORT = {

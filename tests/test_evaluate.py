@@ -129,3 +129,22 @@ def test_eval_cli_bad_input_is_one_line_exit_2(
     assert code == 2
     assert len(err.splitlines()) == 1 and needle in err
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_summary_table_names_a_policy_by_its_run_and_shows_every_metric() -> None:
+    from rich.console import Console
+
+    from roadtwin.agents import METRIC_COLUMNS
+    from roadtwin.agents.commands import print_summary
+
+    run = "rl:roadtwin-data/runs/yizhuang_morning_peak__ppo__0__20261202-112444"
+    rows = []
+    for spec in (run, f"{run}/best/best_model.zip", "max-pressure"):
+        row: dict[str, object] = {"controller": spec, "runs": 3}
+        row |= {f"{c}_mean": 110.44 for c in METRIC_COLUMNS} | {f"{c}_std": 6.88 for c in METRIC_COLUMNS}
+        rows.append(row)
+    console = Console(record=True, width=100)
+    print_summary(console, pd.DataFrame(rows), title="zone")
+    text = console.export_text()
+    assert "roadtwin-data/runs" not in text.replace("\n", "")
+    assert text.count("110.44") == 3 * len(METRIC_COLUMNS)
