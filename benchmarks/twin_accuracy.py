@@ -32,16 +32,10 @@ def _run(scenario: object, workspace: object) -> Path:
 
 
 _SENSE = """
-import dataclasses, datetime as dt, sys
+import datetime as dt, sys
 import sumo
-import roadtwin.sim.run as simrun
 from roadtwin.twin.sensors import ProbeModel, SensorModel, sense
 
-# Workaround until twin/sensors.py does it: without it SUMO's FCD also records every walker, and with
-# walkers first in the Parquet file the vehicles' rows are lost.
-_simulate = simrun.simulate
-simrun.simulate = lambda inputs, **kw: _simulate(dataclasses.replace(
-    inputs, extra_args=(*inputs.extra_args, "--person-device.fcd.probability", "0")), **kw)
 sense(sys.argv[1], model=SensorModel(probe=ProbeModel(penetration=float(sys.argv[2])),
                                      day=dt.date.fromisoformat(sys.argv[3])))
 """
