@@ -128,7 +128,7 @@ def print_summary(console: Any, summary: Any, *, title: str) -> None:
     from roadtwin.agents.evaluate import METRIC_COLUMNS
 
     table = Table(title=title, caption="mean ± std over seeds")
-    table.add_column("controller", overflow="fold", max_width=32)  # rl:PATH specs are long
+    table.add_column("controller", overflow="fold", min_width=12, max_width=32)  # rl:PATH specs are long
     table.add_column("runs", justify="right")
     for col in METRIC_COLUMNS:
         table.add_column(_SHORT.get(col, col), justify="right")
