@@ -123,12 +123,13 @@ def eval_command(
 
 def print_summary(console: Any, summary: Any, *, title: str) -> None:
     """Print an evaluation summary (mean ± std per controller) as a table."""
+    from rich.measure import Measurement
     from rich.table import Table
 
     from roadtwin.agents.evaluate import METRIC_COLUMNS
 
     table = Table(title=title, caption="mean ± std over seeds")
-    table.add_column("controller", overflow="fold", min_width=12, max_width=32)  # rl:PATH specs are long
+    table.add_column("controller", overflow="fold", max_width=32)  # rl:PATH specs are long
     table.add_column("runs", justify="right")
     for col in METRIC_COLUMNS:
         table.add_column(_SHORT.get(col, col), justify="right")
@@ -138,7 +139,15 @@ def print_summary(console: Any, summary: Any, *, title: str) -> None:
             str(int(row["runs"])),
             *(f"{row[f'{c}_mean']:.2f} ± {row[f'{c}_std']:.2f}" for c in METRIC_COLUMNS),
         )
-    console.print(table)
+    # Never squeeze the figures to fit a narrow terminal (or a pipe's 80 columns): a wide table wraps
+    # in the terminal but loses nothing.
+    wide = Measurement.get(console, console.options.update_width(1000), table).maximum
+    width = console.width
+    console.width = max(width, wide)
+    try:
+        console.print(table)
+    finally:
+        console.width = width
 
 
 def _short_spec(spec: str) -> str:
