@@ -224,7 +224,6 @@ class SignalNetwork:
     #: Successor lanes of every non-internal lane (vehicle links only).
     lane_links: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _walk_cache: dict[str, str | None] = field(default_factory=dict, repr=False)
-    _predecessors: dict[str, tuple[str, ...]] | None = field(default=None, repr=False)
 
     @property
     def tls_ids(self) -> tuple[str, ...]:
@@ -282,7 +281,7 @@ class SignalNetwork:
             for cur, share in level:
                 if not upstream and cur in at_signal:
                     continue
-                near = self._predecessor_lanes(cur) if upstream else self.lane_links.get(cur, ())
+                near = (self._predecessors if upstream else self.lane_links).get(cur, ())
                 near = tuple(n for n in near if not (upstream and n in at_signal))
                 for n in near:
                     if n in seen:
@@ -302,14 +301,13 @@ class SignalNetwork:
     def _out_lanes(self) -> frozenset[str]:
         return frozenset(lane for prog in self.programs.values() for lane in prog.out_lanes)
 
-    def _predecessor_lanes(self, lane: str) -> tuple[str, ...]:
-        if self._predecessors is None:
-            pred: dict[str, list[str]] = {}
-            for src, dests in self.lane_links.items():
-                for d in dests:
-                    pred.setdefault(d, []).append(src)
-            self._predecessors = {k: tuple(v) for k, v in pred.items()}
-        return self._predecessors.get(lane, ())
+    @cached_property
+    def _predecessors(self) -> dict[str, tuple[str, ...]]:
+        pred: dict[str, list[str]] = {}
+        for src, dests in self.lane_links.items():
+            for d in dests:
+                pred.setdefault(d, []).append(src)
+        return {k: tuple(v) for k, v in pred.items()}
 
     def neighbours(self, tls_id: str) -> tuple[str, ...]:
         """Signals one road link away: the first signal downstream of each outgoing lane, and the signals

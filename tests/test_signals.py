@@ -247,23 +247,14 @@ def test_plan_actuator_runs_plans_from_cycle_boundaries(
         assert starts.get(cycle_start + d0 + 3 + d1) == layout.programs[0].transition(1, 0)
 
 
-def _has_resco() -> bool:
+@pytest.fixture(scope="module")
+def ingolstadt21() -> SignalNetwork:
     from roadtwin.sim.resco import resco_files
 
     try:
-        resco_files("ingolstadt21")
-    except Exception:
-        return False
-    return True
-
-
-@pytest.fixture(scope="module")
-def ingolstadt21() -> SignalNetwork:
-    if not _has_resco():
+        net, _, _, _ = resco_files("ingolstadt21")
+    except ImportError:  # pragma: no cover - depends on the environment
         pytest.skip("sumo-rl's RESCO networks are not installed")
-    from roadtwin.sim.resco import resco_files
-
-    net, _, _, _ = resco_files("ingolstadt21")
     cmd = [toolchain.binary("sumo"), "-n", str(net), "--no-step-log", "true", "--no-warnings", "true"]
     session = start(cmd)
     try:
