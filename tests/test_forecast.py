@@ -125,6 +125,52 @@ def test_train_and_evaluate_write_a_complete_run(tiny_days: tuple[Path, Workspac
         train(days_dir=tiny_days[0], out_dir=run, config=ForecastConfig(**TINY, epochs=2), progress=False)
 
 
+def test_replicas_keep_a_days_conditions_and_draw_its_noise_anew(
+    tiny_days: tuple[Path, Workspace], tmp_path: Path
+) -> None:
+    from roadtwin.twin.dataset import generate_replicas, load_replicas
+    from roadtwin.twin.forecast import ForecastConfig, evaluate, train
+
+    folder, ws = tiny_days
+    copy = tmp_path / "days"
+    shutil.copytree(folder, copy)
+    generate_replicas(folder=copy, days=[2], replicas=2, workspace=ws)
+    day = load_days(copy, days=[2])
+    reps = load_replicas(copy, days=[2], replicas=2)
+    original = json.loads((copy / "day_0002.json").read_text())
+    for k, rep in enumerate(reps):
+        meta = json.loads((copy / "replicas" / f"r{k}" / "day_0002.json").read_text())
+        for key in ("demand_factor", "peak_shift_min", "weather", "av_share", "incident"):
+            assert meta[key] == original[key], key  # the day's conditions ...
+        assert meta["scenario"]["seed"] != original["scenario"]["seed"]  # ... its random draws anew
+        assert rep.count.shape == day.count.shape
+        assert not np.array_equal(rep.count, day.count)
+        assert abs(rep.count.sum() - day.count.sum()) < 0.25 * day.count.sum()
+    assert not np.array_equal(reps[0].count, reps[1].count)
+
+    kept = (copy / "replicas" / "r0" / "day_0002.npz").stat().st_mtime_ns
+    (copy / "replicas" / "r1" / "day_0002.npz").unlink()  # killed while simulating it
+    calls: list[tuple[int, int]] = []
+    generate_replicas(
+        folder=copy, days=[2], replicas=2, workspace=ws, progress=lambda d, t: calls.append((d, t))
+    )
+    assert calls == [(2, 2)]  # only the missing replica was simulated again
+    assert (copy / "replicas" / "r0" / "day_0002.npz").stat().st_mtime_ns == kept
+    with pytest.raises(ConfigError, match="replicated days"):
+        load_replicas(copy, days=[2], replicas=3)
+
+    run = tmp_path / "run"
+    train(days_dir=copy, out_dir=run, config=ForecastConfig(**TINY, epochs=1), progress=False)
+    out = evaluate(run_dir=run, latency_runs=2, plot=False, replicas=2)
+    assert out["test_days"] == [2] and out["replicas"] == 2
+    oracle = {
+        (r["variable"], r["horizon_min"]): r["mae"] for r in out["rows"] if r["model"] == "replica_mean"
+    }
+    assert set(oracle) == {(v, h) for v in ("flow", "speed") for h in (1, 2, 3)}
+    for (var, h), mae in oracle.items():
+        assert 0 < out["noise_floor"][f"{var}@{h}"] < mae  # the floor is below a mean of two draws
+
+
 _TRAIN_SCRIPT = """
 import sys
 from pathlib import Path

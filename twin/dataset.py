@@ -36,7 +36,9 @@ __all__ = [
     "day_scenario",
     "days_folder",
     "generate_days",
+    "generate_replicas",
     "load_days",
+    "load_replicas",
 ]
 
 #: Weather conditions, in the order of the one-hot flags the forecaster sees.
@@ -441,24 +443,143 @@ def generate_days(
             progress(done, n_days)
 
     try:
-        if workers <= 1 or len(todo) <= 1:
-            for task in todo:
-                _simulate_day(task)
-                advance()
-        else:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
-                futures = [pool.submit(_simulate_day, task) for task in todo]
-                for fut in as_completed(futures):
-                    fut.result()
-                    advance()
+        _run_tasks(todo, workers=workers, advance=advance)
     finally:
         if bar is not None:
             bar.stop()
     shutil.rmtree(folder / "tmp", ignore_errors=True)
     return folder
+
+
+#: Offset between the random seeds of a day's replicas (a prime, so replicas never meet another day's seed).
+_REPLICA_SEED_STEP = 7919
+
+
+def _replica_folder(folder: Path, replica: int) -> Path:
+    return Path(folder) / "replicas" / f"r{replica}"
+
+
+def _run_tasks(todo: list[dict[str, Any]], *, workers: int, advance: Callable[[], None]) -> None:
+    """Simulate ``todo`` (``_simulate_day`` tasks) here or in ``workers`` forked processes."""
+    if workers <= 1 or len(todo) <= 1:
+        for task in todo:
+            _simulate_day(task)
+            advance()
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("fork")) as pool:
+        for fut in as_completed([pool.submit(_simulate_day, task) for task in todo]):
+            fut.result()
+            advance()
+
+
+def generate_replicas(
+    *,
+    folder: Path,
+    days: Sequence[int],
+    replicas: int,
+    workspace: Workspace,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Simulate ``days`` of a days cache again, ``replicas`` times each, with other random seeds.
+
+    A replica has every condition of its day (demand level and shape, weather, incident, AV share) and
+    draws only its trips and SUMO's randomness anew, so the spread between a day and its replicas is the
+    day's noise: what no forecaster can predict, however much it knows about the day. Replicas go to
+    ``folder/replicas/r{k}/day_NNNN.npz`` (the day's own layout); those already there are skipped, so a
+    kill loses only the ones in progress.
+
+    Parameters
+    ----------
+    folder
+        A :func:`generate_days` folder.
+    days
+        Day indices to replicate (finished days of ``folder``).
+    replicas
+        Replicas per day.
+    workspace
+        Where the zone's network is built (or found).
+    workers
+        Forked processes simulating in parallel; 1 runs here.
+    progress
+        Called with ``(done, total)`` after each replica.
+
+    Returns
+    -------
+    Path
+        ``folder/replicas``.
+
+    Raises
+    ------
+    ConfigError
+        ``folder`` is not a days folder or lacks a requested day.
+    """
+    from roadtwin.sim.run import resolve_network
+
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.exists():
+        raise ConfigError(path=folder, field=None, expected="a days folder with manifest.json")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    missing = [d for d in days if not (folder / f"day_{d:04d}.json").exists()]
+    if missing:
+        raise ConfigError(path=folder, field="days", expected="generated days", got=missing)
+    net_file = resolve_network(Scenario.model_validate(manifest["base_scenario"]), workspace=workspace)
+    todo = []
+    for k in range(replicas):
+        out = _replica_folder(folder, k)
+        out.mkdir(parents=True, exist_ok=True)
+        for d in days:
+            if (out / f"day_{d:04d}.npz").exists():
+                continue
+            meta = json.loads((folder / f"day_{d:04d}.json").read_text(encoding="utf-8"))
+            scenario = meta.pop("scenario")
+            scenario["seed"] = (int(scenario["seed"]) + _REPLICA_SEED_STEP * (k + 1)) % 2**31
+            meta = {key: meta[key] for key in meta if key not in ("n_vehicles", "wall_s")}
+            todo.append(
+                {"day": d, "folder": str(out), "scenario": scenario, "meta": {**meta, "replica": k},
+                 "net_file": str(net_file), "period_s": manifest["period_s"], "edges": manifest["edges"],
+                 "mesoscopic": manifest["mesoscopic"]}
+            )  # fmt: skip
+    total, done = replicas * len(days), replicas * len(days) - len(todo)
+
+    def advance() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    _run_tasks(todo, workers=workers, advance=advance)
+    for k in range(replicas):
+        shutil.rmtree(_replica_folder(folder, k) / "tmp", ignore_errors=True)
+    return folder / "replicas"
+
+
+def load_replicas(folder: Path, *, days: Sequence[int], replicas: int) -> list[DaySet]:
+    """Load the replicas of ``days`` (from :func:`generate_replicas`): one :class:`DaySet` per replica.
+
+    Raises
+    ------
+    ConfigError
+        A replica of a requested day is missing.
+    """
+    base = load_days(folder, days=days)
+    out = []
+    for k in range(replicas):
+        paths = [_replica_folder(folder, k) / f"day_{d:04d}.npz" for d in days]
+        missing = [p.name for p in paths if not p.exists()]
+        if missing:
+            raise ConfigError(
+                path=_replica_folder(folder, k), field="days", expected="replicated days", got=missing
+            )
+        loaded = [np.load(p) for p in paths]
+        n = base.count.shape[1]
+        arrays = {key: np.stack([x[key][:n] for x in loaded]) for key in ("count", "sampled_s", "distance_m")}
+        out.append(dataclasses.replace(base, **arrays))
+    return out
 
 
 def load_days(folder: Path, *, days: Sequence[int] | None = None) -> DaySet:

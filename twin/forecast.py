@@ -586,11 +586,19 @@ def evaluate(
     latency_runs: int = 100,
     threads: int = 1,
     plot: bool = True,
+    replicas: int = 0,
 ) -> dict[str, Any]:
     """Evaluate a trained run on its held-out test days against the historical average and persistence.
 
     Writes ``metrics.csv`` (model, variable, horizon, MAE, RMSE, MAPE), ``metrics.json`` (the same
     with congestion-level accuracy and inference latency) and ``forecast.png`` into ``run_dir``.
+
+    With ``replicas`` (the test days re-simulated that many times by
+    :func:`roadtwin.twin.dataset.generate_replicas`), also scores ``replica_mean``: the mean of the
+    replicas, an oracle that knows every condition of the day (demand, weather, incident, AV share) and
+    none of its random draws, and estimates the **noise floor**, the lowest MAE any forecaster can reach
+    on these days: the oracle's MAE / sqrt(1 + 1/replicas) (the error of a mean of ``replicas``
+    independent draws shrinks by that factor; exact for Gaussian noise, close for counts).
 
     Inference (and the latency measurement) runs on ``threads`` torch threads: one thread is the
     fastest for a batch of one on a shared CPU (2.6 ms against 50 ms for two busy threads here).
@@ -599,7 +607,8 @@ def evaluate(
     -------
     dict
         ``rows`` (the metrics), ``latency_ms`` (median of ``latency_runs`` full-zone forward passes,
-        batch 1), ``congestion_accuracy`` per model and horizon, ``n_samples``, ``edges``.
+        batch 1), ``congestion_accuracy`` per model and horizon, ``n_samples``, ``edges``; with
+        ``replicas``, ``noise_floor`` (MAE per ``"variable@horizon"``) and ``replicas``.
     """
     ckpt, cfg = load_checkpoint(run_dir)
     torch.set_num_threads(threads)
@@ -621,7 +630,8 @@ def evaluate(
             x, w, c, _ = _batch(p, te_day[i : i + 64], te_t[i : i + 64])
             preds.append(model(x, w, c).numpy())
     pred = np.concatenate(preds)  # (S, N, K, 2)
-    rows, acc = [], {}
+    oracle = _replica_means(p, test=test, days_dir=days_dir, replicas=replicas) if replicas else None
+    rows, acc, floor = [], {}, {}
     scale = np.stack([p.flow_scale, p.free_kmh], axis=-1)  # (N, 2)
     for k, (h_min, h) in enumerate(zip(cfg.horizons_min, p.horizons, strict=True)):
         tgt = te_t + h
@@ -631,10 +641,15 @@ def evaluate(
             "historical_average": {"flow": p.ha_flow[tgt], "speed": p.ha_speed[tgt]},
             "persistence": {"flow": p.flow[te_day, te_t], "speed": p.speed[te_day, te_t]},
         }
+        if oracle is not None:
+            pos = np.searchsorted(np.asarray(test), te_day)
+            forecasts["replica_mean"] = {"flow": oracle[0][pos, tgt], "speed": oracle[1][pos, tgt]}
         true_level = congestion_level(actual["speed"], p.free_kmh)
         for name, fc in forecasts.items():
             for var in VARIABLES:
                 m = forecast_metrics(actual[var], fc[var], floor=MAPE_FLOORS[var])
+                if name == "replica_mean":
+                    floor[f"{var}@{h_min}"] = round(m["mae"] / float(np.sqrt(1 + 1 / replicas)), 4)
                 rows.append(
                     {
                         "model": name,
@@ -649,6 +664,8 @@ def evaluate(
     latency = _latency_ms(model, p, runs=latency_runs)
     result = {"rows": rows, "latency_ms": latency, "congestion_accuracy": acc, "n_samples": len(te_day),
               "edges": len(p.days.edges), "test_days": [p.days.days[i] for i in test], "threads": threads}  # fmt: skip
+    if oracle is not None:
+        result |= {"noise_floor": floor, "replicas": replicas}
     _write_csv(run_dir / "metrics.csv", rows)
     from roadtwin._io import write_json
 
@@ -656,6 +673,21 @@ def evaluate(
     if plot:
         _plot(run_dir / "forecast.png", p, model, day=test[0])
     return result
+
+
+def _replica_means(
+    p: Prepared, *, test: list[int], days_dir: Path, replicas: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean flow and speed over the replicas of the ``test`` days, ``(len(test), T, N)`` each."""
+    from roadtwin.twin.dataset import load_replicas
+
+    reps = load_replicas(days_dir, days=[p.days.days[i] for i in test], replicas=replicas)
+    agg = [_aggregate(r, step_min=p.config.step_min) for r in reps]
+    n_t = p.flow.shape[1]
+    return (
+        np.mean([a[0][:, :n_t] for a in agg], axis=0),
+        np.mean([a[1][:, :n_t] for a in agg], axis=0),
+    )
 
 
 def _latency_ms(model: STForecaster, p: Prepared, *, runs: int) -> float:
