@@ -9,6 +9,9 @@ lanes of 科创五街 blocked 07:30-08:15), side by side in one run over several
 - signals: ``fixed`` (the zone's own programs) and ``max-pressure`` (the zone's best signal controller in
   issue 4's evaluation), so the table shows routing with the best signal controller on and off.
 
+A reference row per signal controller, ``none`` on the same scenario with its incidents cleared, shows
+what the incident costs, which is the most routing can win back by steering around it.
+
 Per cell: mean travel time of the vehicles inserted in the window (unfinished trips up to the window's
 end), exact delay (REFERENCE.md: also charges vehicles never inserted), throughput (vehicles finished per
 hour), vehicles never inserted and still running, route changes made, wall time. Every run writes its own
@@ -21,7 +24,7 @@ mean travel time than no guidance under the incident, and lower than SUMO's rero
 
     python benchmarks/routing.py [--seeds 3] [--penetrations 0.1,0.3,0.6] [--signals fixed,max-pressure]
         [--routing rerouting,guidance] [--rl RUN] [--scenario yizhuang_incident] [--workers 2]
-        [--workspace roadtwin-data] [--out DIR] [--resume]
+        [--workspace roadtwin-data] [--out DIR] [--resume] [--no-reference]
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ SIGNALS = ("fixed", "max-pressure")
 ROUTING = ("rerouting", "guidance")
 PENETRATIONS = (0.1, 0.3, 0.6)
 GOAL = 0.15
+#: The routing name of the reference cells: no guidance, the scenario without its incidents.
+CLEARED = "cleared"
 METRICS = (
     ("trip_time_s", "travel time s"),
     ("exact_delay_s", "delay s"),
@@ -72,7 +77,8 @@ def run_cell(
 
     ws = Workspace.at(workspace)
     resolved = resolve_scenario(scenario, workspace=ws)
-    control = CombinedControl(make_controller(signals), make_router(routing, penetration=share, seed=seed))
+    router = make_router("none" if routing == CLEARED else routing, penetration=share, seed=seed)
+    control = CombinedControl(make_controller(signals), router)
     t0 = time.perf_counter()
     result = run_inputs(
         lambda out: resolved.make_inputs(out, seed),
@@ -100,6 +106,24 @@ def run_cell(
         "wall_s": round(time.perf_counter() - t0, 1),
         "run_dir": str(result.run_dir),
     }
+
+
+def cleared_scenario(spec: str, out: Path) -> Path | None:
+    """Write a copy of scenario ``spec`` without its incidents into ``out``; None when it has none."""
+    from roadtwin._io import write_yaml
+    from roadtwin.sim.scenario import builtin_scenario, builtin_scenarios, load_scenario
+
+    path = builtin_scenario(spec) if spec in builtin_scenarios() else Path(spec)
+    if path.suffix not in (".yaml", ".yml") or not path.is_file():
+        return None
+    scenario = load_scenario(path)  # relative paths come back absolute
+    if not scenario.incidents:
+        return None
+    dest = out / f"{scenario.name}_{CLEARED}.yaml"
+    write_yaml(
+        dest, scenario.model_dump(mode="json") | {"incidents": [], "name": f"{scenario.name}_{CLEARED}"}
+    )
+    return dest
 
 
 def _load(path: Path) -> dict[str, dict[str, Any]]:
@@ -159,6 +183,8 @@ def summarize(rows: list[dict[str, Any]], *, cells: list[tuple[str, str, float]]
 
 def _short(routing: str) -> str:
     """``rl-routing:/long/path/RUN`` as ``rl-routing:RUN``."""
+    if routing == CLEARED:
+        return "none, incident cleared"
     name, _, source = routing.partition(":")
     return f"{name}:{Path(source).name}" if source else name
 
@@ -191,6 +217,12 @@ def goal_lines(summary: list[dict[str, Any]]) -> list[str]:
     out = []
     by = {(r["signals"], r["routing"], r["penetration"]): r for r in summary}
     for (signals, routing, share), r in by.items():
+        if routing == CLEARED:
+            out.append(
+                f"- {signals}: without the incident, travel time {r['vs_none'] * 100:+.1f} % vs none: the most "
+                "routing can win by steering around it"
+            )
+            continue
         if routing not in ("guidance",) and not routing.startswith("rl-routing"):
             continue
         device = by.get((signals, "rerouting", share))
@@ -221,7 +253,7 @@ def plot(summary: list[dict[str, Any]], path: Path) -> Path:
     for ax, sig in zip(axes[0], signals, strict=True):
         rows = [r for r in summary if r["signals"] == sig]
         none = next((r for r in rows if r["routing"] == "none"), None)
-        for routing in dict.fromkeys(r["routing"] for r in rows if r["routing"] != "none"):
+        for routing in dict.fromkeys(r["routing"] for r in rows if r["routing"] not in ("none", CLEARED)):
             pts = sorted(
                 (r["penetration"], r["trip_time_s"], r["trip_time_s_std"])
                 for r in rows
@@ -234,6 +266,11 @@ def plot(summary: list[dict[str, Any]], path: Path) -> Path:
         if none is not None:
             ax.axhline(
                 none["trip_time_s"] * (1 - GOAL), color="grey", ls="--", lw=1, label="goal: -15 % vs none"
+            )
+        cleared = next((r for r in rows if r["routing"] == CLEARED), None)
+        if cleared is not None:
+            ax.axhline(
+                cleared["trip_time_s"], color="green", ls=":", lw=1, label="no guidance, incident cleared"
             )
         ax.set_title(f"signals: {sig}")
         ax.set_xlabel("connected vehicles (%)")
@@ -264,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--resume", action="store_true", help="Keep the cached cells; run only the missing ones."
     )
+    parser.add_argument(
+        "--no-reference",
+        dest="reference",
+        action="store_false",
+        help="Skip the reference cells (no guidance, the scenario's incidents cleared).",
+    )
     args = parser.parse_args(argv)
 
     shares = [float(p) for p in args.penetrations.split(",") if p]
@@ -271,12 +314,17 @@ def main(argv: list[str] | None = None) -> int:
     routers = [r for r in args.routing.split(",") if r]
     if args.rl:
         routers.append(f"rl-routing:{Path(args.rl).resolve()}")
-    cells = [
-        c for sig in signals for c in [(sig, "none", 0.0)] + [(sig, r, p) for r in routers for p in shares]
-    ]
-    seeds = list(range(args.seeds))
     out = Path(args.out) if args.out else Path(args.workspace) / "bench-routing" / Path(args.scenario).stem
     out.mkdir(parents=True, exist_ok=True)
+    cleared = cleared_scenario(args.scenario, out) if args.reference else None
+    reference = [CLEARED] if cleared else []
+    cells = [
+        c
+        for sig in signals
+        for c in [(sig, r, 0.0) for r in ["none", *reference]]
+        + [(sig, r, p) for r in routers for p in shares]
+    ]
+    seeds = list(range(args.seeds))
     cache = out / "cells.jsonl"
     if not args.resume and cache.exists():
         cache.replace(out / f"cells.{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
@@ -289,7 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         ctx = get_context("spawn")
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=ctx, max_tasks_per_child=1) as pool:
             futures = {
-                pool.submit(run_cell, args.scenario, str(Path(args.workspace).resolve()), s, r, p, seed): (
+                pool.submit(
+                    run_cell,
+                    str(cleared if r == CLEARED else args.scenario),
+                    str(Path(args.workspace).resolve()),
+                    s,
+                    r,
+                    p,
+                    seed,
+                ): (
                     s,
                     r,
                     p,
