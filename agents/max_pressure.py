@@ -20,9 +20,16 @@ cannot insert are invisible. The guarded controller therefore
    they will join, so an entry that is full to its first metre still competes;
 3. serves a green that has waited ``max_red`` seconds with vehicles on its movements before any other
    (the longest-waiting first): no approach starves;
-4. bounds every green by ``max_green`` (the most pressing other green takes over).
+4. bounds every green by ``max_green`` (the most pressing other green takes over);
+5. treats a crossing split in two by a link shorter than ``split_m`` (ingolstadt21 has two, joined by
+   12 and 15 m) as one: a movement onto the link counts only while the far signal drains it, and the
+   queue feeding the link counts at the far signal as the link's own. A link fed while its far end is
+   red holds a vehicle or two; the next ones stop inside the junction, and two such junctions facing
+   each other lock for good (left-turners in both waiting for oncoming traffic that cannot leave). On
+   ingolstadt21, seeds 0-31: mean RESCO delay 160.4 s and 14 seeds with more than 10 vehicles never
+   inserted without this guard, 128.2 s and 8 with it.
 
-``naive=True`` (registered as ``max-pressure-naive``) switches all four off, as a benchmark.
+``naive=True`` (registered as ``max-pressure-naive``) switches all five off, as a benchmark.
 """
 
 from __future__ import annotations
@@ -65,6 +72,9 @@ class MaxPressure(SignalController):
         Measure incoming lanes shorter than this with the lanes upstream that feed them, and outgoing
         lanes shorter than this with the lanes downstream they lead to, through junctions without a
         signal (0: each lane alone).
+    split_m
+        Links between two controlled signals shorter than this are fed only while the far signal drains
+        them, and their feeding queue counts there (0: off).
     backlog
         Count vehicles waiting to be inserted on the approach they will join.
     naive
@@ -84,6 +94,7 @@ class MaxPressure(SignalController):
         max_red: float = 600.0,
         spillback_occupancy: float = 0.75,
         reach_m: float = 50.0,
+        split_m: float = 25.0,
         backlog: bool = True,
         naive: bool = False,
     ) -> None:
@@ -110,6 +121,7 @@ class MaxPressure(SignalController):
             max_red=max_red,
             spillback_occupancy=spillback_occupancy,
             reach_m=reach_m,
+            split_m=split_m,
             backlog=backlog,
             naive=naive,
         )
@@ -124,6 +136,7 @@ class MaxPressure(SignalController):
         self._vehicle_lanes: dict[str, np.ndarray] = {}
         self._green_log: list[tuple[float, int, int]] = []
         self._approach_index: dict[str, list[int]] = {}
+        self._splits: list[tuple[int, np.ndarray]] = []
 
     # --- life cycle ----------------------------------------------------------------------------------
 
@@ -160,6 +173,7 @@ class MaxPressure(SignalController):
             if self.layout.is_in_lane[i]:
                 by_edge.setdefault(lane.rsplit("_", 1)[0], []).append(i)
         self._approach_index = by_edge
+        self._splits = [] if self.naive else self.layout.split_links(max_m=opts["split_m"])
 
     def close(self) -> None:
         """Forget the simulation."""
@@ -207,6 +221,8 @@ class MaxPressure(SignalController):
         occupancy = lay.beyond(vehicles) / lay.reach_capacity
         room = occupancy[lay.move_out] < opts["spillback_occupancy"]
         outgoing = lay.beyond(halting)
+        if self._splits:
+            self._join_splits(incoming, room)
         move = np.where(room, incoming[lay.move_in] - outgoing[lay.move_out], 0.0)
         demand = np.where(room, incoming[lay.move_in], 0.0)
         pressures = _per_green(lay, move)
@@ -228,6 +244,18 @@ class MaxPressure(SignalController):
             # Stay on ties: a switch costs a yellow.
             requests[s] = cur if p[cur] >= best else int(np.argmax(p))
         return requests
+
+    def _join_splits(self, incoming: np.ndarray, room: np.ndarray) -> None:
+        """Guard 5, in place: no room onto a split link its far signal is not draining; the queue
+        feeding it joins the link's own at the far signal."""
+        lay, act = self.layout, self.actuator
+        assert lay is not None and act is not None
+        serving = lay.green_serves[lay.green_offset[:-1] + act.green]  # (signals, movements)
+        feeding = incoming.copy()
+        for m, drains in self._splits:
+            if not serving[lay.move_owner[drains[0]], drains].any():
+                room[m] = False
+            incoming[lay.move_in[drains[0]]] += feeding[lay.move_in[m]] / len(drains)
 
     def _backlog(self, conn: Any) -> np.ndarray:
         """Per observed lane, the vehicles waiting to be inserted that will join it (spread over the lanes

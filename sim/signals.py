@@ -559,6 +559,34 @@ class SignalLayout:
         ``beyond(capacity)`` is :attr:`reach_capacity`."""
         return _extend(lane_values, self._down)
 
+    @cached_property
+    def green_serves(self) -> np.ndarray:
+        """``(greens, movements)`` booleans: whether each green (flat, see :attr:`green_offset`) serves
+        each movement."""
+        out = np.zeros((int(self.green_offset[-1]), len(self.move_in)), dtype=bool)
+        out[self._pm_green, self._pm_move] = True
+        return out
+
+    def split_links(self, *, max_m: float) -> list[tuple[int, np.ndarray]]:
+        """Movements onto a short link between two controlled signals: one crossing split in two.
+
+        Returns ``(movement, drains)`` for every movement whose outgoing lane is shorter than ``max_m``
+        and is an incoming lane of another controlled signal; ``drains`` are that signal's movements
+        out of the lane. Such a link holds a vehicle or two: fed while its far end is red, it fills, and
+        the vehicles behind stop inside the junction, where they can lock the crossing for good.
+        """
+        if max_m <= 0:
+            return []
+        drains: dict[int, list[int]] = {}
+        for m, lane in enumerate(self.move_in):
+            drains.setdefault(int(lane), []).append(m)
+        out = []
+        for m, (lane, owner) in enumerate(zip(self.move_out, self.move_owner, strict=True)):
+            far = [d for d in drains.get(int(lane), []) if self.move_owner[d] != owner]
+            if far and self.network.lane_length[self.lanes[lane]] < max_m:
+                out.append((m, np.array(far, dtype=np.intp)))
+        return out
+
     def phase_pressure(self, lane_values: np.ndarray) -> list[np.ndarray]:
         """Per signal, each green's pressure: the sum over the movements it serves of in-lane minus
         out-lane ``lane_values`` (halting or vehicle numbers), as max-pressure control uses it."""

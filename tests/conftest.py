@@ -307,3 +307,26 @@ def exported_dataset(recorded_run: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 # --- end of datasets fixtures --------------------------------------------------------------------------
+
+
+# --- signal fixtures -----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def ingolstadt21():  # -> roadtwin.sim.signals.SignalNetwork
+    """RESCO's ingolstadt21 signals as read from SUMO (skips without the sumo-rl wheel's networks)."""
+    from roadtwin import toolchain
+    from roadtwin.sim.backend import start
+    from roadtwin.sim.resco import resco_files
+    from roadtwin.sim.signals import read_signal_network
+
+    try:
+        net, _, _, _ = resco_files("ingolstadt21")
+    except ImportError:  # pragma: no cover - depends on the environment
+        pytest.skip("sumo-rl's RESCO networks are not installed")
+    cmd = [toolchain.binary("sumo"), "-n", str(net), "--no-step-log", "true", "--no-warnings", "true"]
+    session = start(cmd)
+    try:
+        return read_signal_network(session.conn)
+    finally:
+        session.close()

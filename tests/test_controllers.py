@@ -226,3 +226,39 @@ def test_each_controller_runs_on_the_zone(tmp_path: Path, zone_scenario: Path, s
     assert (result.run_dir / "metrics.json").is_file()
     assert result.metrics.vehicles_inserted > 50
     assert probe.queue >= 0
+
+
+def test_max_pressure_feeds_a_split_link_only_while_its_far_end_drains_it(ingolstadt21) -> None:
+    from types import SimpleNamespace
+
+    from roadtwin.sim.signals import SignalLayout
+
+    lay = SignalLayout(ingolstadt21, ingolstadt21.controllable())
+    ctl = MaxPressure()
+    ctl.layout = lay
+    ctl._splits = lay.split_links(max_m=ctl.options["split_m"])
+    assert len(ctl._splits) == 16  # movements onto the two split crossings' four links
+    seen = set()
+    for far_green in range(int(lay.n_greens.max())):  # the far signals in each of their greens
+        green = np.zeros(lay.n_signals, dtype=np.intp)
+        for _, drains in ctl._splits:
+            s = lay.move_owner[drains[0]]
+            green[s] = min(far_green, lay.n_greens[s] - 1)
+        ctl.actuator = SimpleNamespace(green=green)
+        incoming = np.zeros(len(lay.lanes))
+        for m, _ in ctl._splits:
+            incoming[lay.move_in[m]] = 6.0  # a queue in front of every feeder
+        room = np.ones(len(lay.move_in), dtype=bool)
+        joined = incoming.copy()
+        ctl._join_splits(joined, room)
+        for m, drains in ctl._splits:
+            s = lay.move_owner[drains[0]]
+            draining = lay.green_serves[lay.green_offset[s] + green[s], drains].any()
+            assert room[m] == draining  # fed only while drained
+            seen.add(bool(draining))
+            assert (
+                joined[lay.move_in[drains[0]]] > incoming[lay.move_in[drains[0]]]
+            )  # the feeding queue counts
+        others = np.setdiff1d(np.arange(len(room)), [m for m, _ in ctl._splits])
+        assert room[others].all()
+    assert seen == {True, False}

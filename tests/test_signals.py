@@ -247,22 +247,6 @@ def test_plan_actuator_runs_plans_from_cycle_boundaries(
         assert starts.get(cycle_start + d0 + 3 + d1) == layout.programs[0].transition(1, 0)
 
 
-@pytest.fixture(scope="module")
-def ingolstadt21() -> SignalNetwork:
-    from roadtwin.sim.resco import resco_files
-
-    try:
-        net, _, _, _ = resco_files("ingolstadt21")
-    except ImportError:  # pragma: no cover - depends on the environment
-        pytest.skip("sumo-rl's RESCO networks are not installed")
-    cmd = [toolchain.binary("sumo"), "-n", str(net), "--no-step-log", "true", "--no-warnings", "true"]
-    session = start(cmd)
-    try:
-        return read_signal_network(session.conn)
-    finally:
-        session.close()
-
-
 def test_shared_link_indices_observe_every_lane(ingolstadt21: SignalNetwork) -> None:
     # Junction 243641585 switches four connections with link index 0 and four with index 3; each lane
     # of them is observed (the queue towards the 12 m link -174800513 stands on the second lanes).
@@ -298,3 +282,27 @@ def test_reach_extends_short_lanes_through_unsignalised_junctions(ingolstadt21: 
     assert lay.reach_capacity[exit_stub] > 10 * lay.capacity[exit_stub]
     plain = SignalLayout(net, net.controllable())
     assert len(plain.lanes) < len(lay.lanes) and plain.approach(np.ones(len(plain.lanes)))[0] == 1.0
+
+
+def test_split_links_pair_the_feeders_and_drains_of_short_links(ingolstadt21: SignalNetwork) -> None:
+    net = ingolstadt21
+    lay = SignalLayout(net, net.controllable())
+    links = lay.split_links(max_m=25)
+    onto = {lay.lanes[lay.move_out[m]] for m, _ in links}
+    # The two crossings split in two: 243641585 / gneJ257 (12 m link) and 30624898 / 30503246 (15 m).
+    assert {lane.rsplit("_", 1)[0] for lane in onto} == {"174800513", "-174800513", "136436466", "-136436466"}
+    for m, drains in links:
+        link = lay.move_out[m]
+        assert net.lane_length[lay.lanes[link]] < 25
+        assert (lay.move_in[drains] == link).all()  # the drains leave the link ...
+        assert (lay.move_owner[drains] != lay.move_owner[m]).all()  # ... at the far signal
+        far = lay.move_owner[drains[0]]
+        greens = lay.green_serves[lay.green_offset[far] : lay.green_offset[far + 1]]
+        assert greens[:, drains].any()  # and some green of the far signal drains it
+    assert lay.split_links(max_m=0) == []
+    assert {lay.lanes[lay.move_out[m]] for m, _ in lay.split_links(max_m=13)} <= onto
+    assert len(lay.split_links(max_m=13)) < len(links)  # the 15 m link is left out
+    # green_serves is the table phase_pressure sums over
+    values = np.random.default_rng(0).uniform(0, 10, len(lay.lanes))
+    move = values[lay.move_in] - values[lay.move_out]
+    assert np.allclose(lay.green_serves @ move, np.concatenate(lay.phase_pressure(values)))
