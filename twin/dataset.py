@@ -451,7 +451,8 @@ def generate_days(
     return folder
 
 
-#: Offset between the random seeds of a day's replicas (a prime, so replicas never meet another day's seed).
+#: Replica ``k`` of a day runs with the day's seed + this x (k + 1): another day's seed only in a cache of
+#: more days than this.
 _REPLICA_SEED_STEP = 7919
 
 
