@@ -23,6 +23,7 @@ __all__ = [
     "controller_names",
     "make_controller",
     "register_controller",
+    "short_spec",
 ]
 
 C = TypeVar("C", bound="type[SignalController]")
@@ -107,6 +108,17 @@ def controller_names() -> list[str]:
     """Names of the registered controllers."""
     _load_builtin()
     return sorted(CONTROLLERS)
+
+
+def short_spec(spec: str) -> str:
+    """A controller spec as tables show it: ``NAME:PATH`` (``rl:``, ``rl-routing:``) by its run folder
+    (and model file); other specs as they are."""
+    name, sep, arg = spec.partition(":")
+    if not sep or "/" not in arg:
+        return spec
+    parts = Path(arg).parts
+    keep = 1 if not arg.endswith(".zip") else 3 if parts[-2] in ("best", "checkpoints") else 2
+    return f"{name}:{'/'.join(parts[-keep:])}"
 
 
 def make_controller(spec: str, **options: Any) -> SignalController:

@@ -126,6 +126,7 @@ def print_summary(console: Any, summary: Any, *, title: str) -> None:
     from rich.measure import Measurement
     from rich.table import Table
 
+    from roadtwin.agents.base import short_spec
     from roadtwin.agents.evaluate import METRIC_COLUMNS
 
     table = Table(title=title, caption="mean ± std over seeds")
@@ -135,7 +136,7 @@ def print_summary(console: Any, summary: Any, *, title: str) -> None:
         table.add_column(_SHORT.get(col, col), justify="right")
     for _, row in summary.iterrows():
         table.add_row(
-            _short_spec(str(row["controller"])),
+            short_spec(str(row["controller"])),
             str(int(row["runs"])),
             *(f"{row[f'{c}_mean']:.2f} ± {row[f'{c}_std']:.2f}" for c in METRIC_COLUMNS),
         )
@@ -148,16 +149,6 @@ def print_summary(console: Any, summary: Any, *, title: str) -> None:
         console.print(table)
     finally:
         console.width = width
-
-
-def _short_spec(spec: str) -> str:
-    """A controller spec as the table shows it: ``rl:PATH`` by its run folder (and model file)."""
-    name, sep, arg = spec.partition(":")
-    if not sep or "/" not in arg:
-        return spec
-    parts = Path(arg).parts
-    keep = 1 if not arg.endswith(".zip") else 3 if parts[-2] in ("best", "checkpoints") else 2
-    return f"{name}:{'/'.join(parts[-keep:])}"
 
 
 _SHORT = {

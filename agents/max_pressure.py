@@ -225,8 +225,8 @@ class MaxPressure(SignalController):
             self._join_splits(incoming, room)
         move = np.where(room, incoming[lay.move_in] - outgoing[lay.move_out], 0.0)
         demand = np.where(room, incoming[lay.move_in], 0.0)
-        pressures = _per_green(lay, move)
-        demands = _per_green(lay, demand)
+        pressures = lay.per_green(move)
+        demands = lay.per_green(demand)
         requests = np.empty(lay.n_signals, dtype=np.intp)
         horizon = self.decision_interval_s
         for s in range(lay.n_signals):
@@ -304,16 +304,6 @@ class MaxPressure(SignalController):
         lanes = np.array(found, dtype=np.intp)
         self._entry_lanes[edge] = lanes
         return lanes
-
-
-def _per_green(layout: SignalLayout, movement_values: np.ndarray) -> list[np.ndarray]:
-    """Sum per-movement values over each green's movements, per signal."""
-    flat = np.bincount(
-        layout._pm_green,
-        weights=movement_values[layout._pm_move],
-        minlength=int(layout.green_offset[-1]),
-    )
-    return np.split(flat, layout.green_offset[1:-1])
 
 
 @register_controller

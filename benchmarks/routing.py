@@ -182,11 +182,10 @@ def summarize(rows: list[dict[str, Any]], *, cells: list[tuple[str, str, float]]
 
 
 def _short(routing: str) -> str:
-    """``rl-routing:/long/path/RUN`` as ``rl-routing:RUN``."""
-    if routing == CLEARED:
-        return "none, incident cleared"
-    name, _, source = routing.partition(":")
-    return f"{name}:{Path(source).name}" if source else name
+    """``rl-routing:/long/path/RUN`` as ``rl-routing:RUN``; the reference cells by what they are."""
+    from roadtwin.agents.base import short_spec
+
+    return "none, incident cleared" if routing == CLEARED else short_spec(routing)
 
 
 def print_table(summary: list[dict[str, Any]], *, title: str) -> str:

@@ -587,12 +587,17 @@ class SignalLayout:
                 out.append((m, np.array(far, dtype=np.intp)))
         return out
 
+    def per_green(self, movement_values: np.ndarray) -> list[np.ndarray]:
+        """Per signal, each green's sum of ``movement_values`` over the movements it serves."""
+        flat = np.bincount(
+            self._pm_green, weights=movement_values[self._pm_move], minlength=int(self.green_offset[-1])
+        )
+        return np.split(flat, self.green_offset[1:-1])
+
     def phase_pressure(self, lane_values: np.ndarray) -> list[np.ndarray]:
         """Per signal, each green's pressure: the sum over the movements it serves of in-lane minus
         out-lane ``lane_values`` (halting or vehicle numbers), as max-pressure control uses it."""
-        move = lane_values[self.move_in] - lane_values[self.move_out]
-        flat = np.bincount(self._pm_green, weights=move[self._pm_move], minlength=int(self.green_offset[-1]))
-        return np.split(flat, self.green_offset[1:-1])
+        return self.per_green(lane_values[self.move_in] - lane_values[self.move_out])
 
 
 @dataclass(frozen=True)

@@ -330,3 +330,22 @@ def ingolstadt21():  # -> roadtwin.sim.signals.SignalNetwork
         return read_signal_network(session.conn)
     finally:
         session.close()
+
+
+# --- benchmark fixtures --------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def load_benchmark():  # -> Callable[[str], ModuleType]
+    """Load a script of ``benchmarks/`` (not a package) as a module: ``load_benchmark("resco")``."""
+    import importlib.util
+
+    def load(name: str):
+        script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", script)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

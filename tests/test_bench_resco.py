@@ -3,34 +3,23 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
 
 # the RESCO networks ship in the sumo-rl wheel (bench extra); located, not imported (needs SUMO_HOME)
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("sumo_rl") is None, reason="sumo-rl not installed")
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "resco.py"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_resco", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_published_figures_cover_every_scenario():
-    bench = _load()
+def test_published_figures_cover_every_scenario(load_benchmark):
+    bench = load_benchmark("resco")
     assert set(bench.PUBLISHED_DELAY) == set(bench.SCENARIOS)
     for row in bench.PUBLISHED_DELAY.values():
         learners = [row["IDQN"], row["IPPO"]]
         assert row["best learner"] == min(learners)
 
 
-def test_smoke_cologne1_classic(tmp_path, capsys):
-    bench = _load()
+def test_smoke_cologne1_classic(load_benchmark, tmp_path, capsys):
+    bench = load_benchmark("resco")
     out = tmp_path / "results.md"
     argv = [
         "--scenarios", "cologne1",
@@ -66,8 +55,8 @@ def test_smoke_cologne1_classic(tmp_path, capsys):
     assert out.read_text() == text
 
 
-def test_goals_say_by_how_much():
-    bench = _load()
+def test_goals_say_by_how_much(load_benchmark):
+    bench = load_benchmark("resco")
 
     def cell(delays, blocked=0, **extra):
         rows = [

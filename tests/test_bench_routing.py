@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 from roadtwin.sim.scenario import builtin_scenario, load_scenario
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "routing.py"
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("bench_routing", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_cleared_copy_keeps_the_scenario_but_its_incidents(tmp_path: Path) -> None:
-    bench = _load()
+def test_cleared_copy_keeps_the_scenario_but_its_incidents(load_benchmark, tmp_path: Path) -> None:
+    bench = load_benchmark("routing")
     path = bench.cleared_scenario("yizhuang_incident", tmp_path)
     assert path is not None and path.parent == tmp_path
     original = load_scenario(builtin_scenario("yizhuang_incident"))
@@ -33,8 +22,8 @@ def test_cleared_copy_keeps_the_scenario_but_its_incidents(tmp_path: Path) -> No
     assert bench.cleared_scenario("cologne1", tmp_path) is None
 
 
-def test_reference_row_reports_what_the_incident_costs() -> None:
-    bench = _load()
+def test_reference_row_reports_what_the_incident_costs(load_benchmark) -> None:
+    bench = load_benchmark("routing")
     rows = [
         {"signals": "fixed", "routing": r, "penetration": p, "seed": s, "trip_time_s": t, "exact_delay_s": 0.0,
          "throughput_veh_h": 0.0, "never_inserted": 0, "still_running": 0, "reroutes": 0}

@@ -296,6 +296,17 @@ def _simulate_day(task: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def _read_manifest(folder: Path) -> dict[str, Any]:
+    path = folder / "manifest.json"
+    if not path.exists():
+        raise ConfigError(
+            path=folder,
+            field=None,
+            expected="a days folder with manifest.json (roadtwin twin forecast generate)",
+        )
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
 def _write_manifest(folder: Path, header: dict[str, Any]) -> None:
     days = []
     for npz in sorted(folder.glob("day_[0-9][0-9][0-9][0-9].npz")):
@@ -521,10 +532,7 @@ def generate_replicas(
     from roadtwin.sim.run import resolve_network
 
     folder = Path(folder)
-    manifest_path = folder / "manifest.json"
-    if not manifest_path.exists():
-        raise ConfigError(path=folder, field=None, expected="a days folder with manifest.json")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = _read_manifest(folder)
     missing = [d for d in days if not (folder / f"day_{d:04d}.json").exists()]
     if missing:
         raise ConfigError(path=folder, field="days", expected="generated days", got=missing)
@@ -591,14 +599,7 @@ def load_days(folder: Path, *, days: Sequence[int] | None = None) -> DaySet:
     ConfigError
         The folder has no manifest, no finished day, or lacks a requested day.
     """
-    manifest_path = Path(folder) / "manifest.json"
-    if not manifest_path.exists():
-        raise ConfigError(
-            path=folder,
-            field=None,
-            expected="a days folder with manifest.json (roadtwin twin forecast generate)",
-        )
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = _read_manifest(Path(folder))
     available = sorted(int(p.stem.split("_")[1]) for p in Path(folder).glob("day_[0-9][0-9][0-9][0-9].npz"))
     wanted = list(days) if days is not None else available
     missing = sorted(set(wanted) - set(available))
