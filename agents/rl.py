@@ -181,12 +181,12 @@ class RLController(SignalController):
             )
         layout = SignalLayout(network, self.tls_ids, neighbours=bool(spec.get("neighbours", False)))
         timings = {k: float(spec[k]) for k in ("yellow_time", "all_red_time", "min_green", "max_green")}
+        max_red = spec.get("max_red")  # absent in policies trained before the bound existed
         actuator: Any
         if self.timing:
             actuator = PlanActuator(layout, cycle_time=float(spec["cycle_time"]), **timings)
             n_choices = actuator.n_plans
         else:
-            max_red = spec.get("max_red")  # absent in policies trained before the bound existed
             actuator = SignalActuator(layout, **timings, max_red=None if max_red is None else float(max_red))
             n_choices = layout.n_greens
         if list(map(int, n_choices)) != list(map(int, spec["n_actions"])):
@@ -197,7 +197,12 @@ class RLController(SignalController):
                 got=list(map(int, n_choices)),
             )
         observer = SignalObserver(
-            layout, n_choices=n_choices, with_age=not self.timing, max_green=timings["max_green"]
+            layout,
+            n_choices=n_choices,
+            with_age=not self.timing,
+            max_green=timings["max_green"],
+            kind=spec.get("observation", "lanes"),  # absent in policies trained before phase observations
+            red_scale=120.0 if max_red is None else float(max_red),
         )
         if list(observer.sizes) != list(map(int, spec["obs_sizes"])):
             raise ConfigError(
@@ -222,7 +227,7 @@ class RLController(SignalController):
         if self.timing:
             rows = observer.observe(m, choice=actuator.plan)
         else:
-            rows = observer.observe(m, choice=actuator.green, age=actuator.age)
+            rows = observer.observe(m, choice=actuator.green, age=actuator.age, red=actuator.red)
         batch = np.zeros((len(rows), int(self.policy.spec["obs_pad"])), dtype=np.float32)
         for i, row in enumerate(rows):  # SuperSuit's pad_observations_v0: zeros at the end
             batch[i, : len(row)] = row

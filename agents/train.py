@@ -123,6 +123,9 @@ class TrainConfig(StrictModel):
     reward: Literal["queue", "pressure", "delay", "wait"] = "queue"
     backlog_weight: Annotated[float, Field(ge=0)] = 1.0
     neighbours: bool = False
+    observation: Literal["lanes", "phases"] = "phases"
+    """Per green (phase mode; one slot per action, read alike by a shared policy) or per incoming lane.
+    Timing mode needs ``lanes``. On cologne8, PPO, queue reward, 100 episodes: 23.6 s against 34.1 s."""
     backend: Literal["libsumo", "traci"] = "libsumo"
 
     # routing environment (task routing; roadtwin.agents.routing_rl.RoutingEnv)
@@ -142,7 +145,9 @@ class TrainConfig(StrictModel):
     """Passed to the SB3 policy (e.g. ``{net_arch: [64, 64]}``)."""
     learning_rate: Annotated[float | None, Field(gt=0)] = None
     """Default 3e-4 (PPO) or 1e-3 (DQN)."""
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.9
+    """Discount per decision (0.9: a horizon of about ten decisions; 0.99 gave 24.6 s against 23.6 s on
+    cologne8)."""
     batch_size: Annotated[int, Field(ge=1)] = 64
     n_steps: Annotated[int, Field(ge=1)] = 256
     """PPO: steps per environment per rollout."""
@@ -166,10 +171,20 @@ class TrainConfig(StrictModel):
     progress: bool = True
     """Show SB3's progress bar."""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _timing_observes_lanes(cls, data: Any) -> Any:
+        # Phase-level observations need phase mode: timing mode observes lanes unless told otherwise.
+        if isinstance(data, dict) and data.get("action_mode") == "timing" and "observation" not in data:
+            data = {**data, "observation": "lanes"}
+        return data
+
     @model_validator(mode="after")
     def _timing(self) -> TrainConfig:
         if self.max_green <= self.min_green:
             raise ValueError("max_green greater than min_green")
+        if self.action_mode == "timing" and self.observation == "phases":
+            raise ValueError('observation "phases" needs action_mode "phase" (timing mode observes "lanes")')
         return self
 
 
@@ -233,6 +248,7 @@ def _env_options(config: TrainConfig, *, delta_time: float, yellow_time: float) 
         "reward": config.reward,
         "backlog_weight": config.backlog_weight,
         "neighbours": config.neighbours,
+        "observation": config.observation,
         "backend": config.backend,
         "time_to_teleport": -1.0,
     }
@@ -462,6 +478,7 @@ def _policy_record(spec: EnvSpec, config: TrainConfig) -> dict[str, Any]:
                 "max_red",
                 "cycle_time",
                 "neighbours",
+                "observation",
             )
         },
     }

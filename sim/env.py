@@ -7,11 +7,19 @@ load this module, so Gymnasium and PettingZoo stay optional (the ``rl`` extra).
 
 Both environments share one core:
 
-**Observation** (``Box(0, 1)``, float32, fixed size per signal): for each incoming vehicle lane
-``[halting / capacity, vehicles / capacity, mean speed / speed limit]`` (capacity = length / 7.5 m), then a
-one-hot of the current green (``action_mode="phase"``) or of the current plan (``"timing"``), then, in
-phase mode, the time in the current green / ``max_green``; with ``neighbours=True``, one value per
-neighbouring signal (its incoming halting vehicles / capacity).
+**Observation** (``Box(0, 1)``, float32, fixed size per signal), ``observation="lanes"`` (default): for each
+incoming vehicle lane ``[halting / capacity, vehicles / capacity, mean speed / speed limit]`` (capacity =
+length / 7.5 m), then a one-hot of the current green (``action_mode="phase"``) or of the current plan
+(``"timing"``), then, in phase mode, the time in the current green / ``max_green``; with
+``neighbours=True``, one value per neighbouring signal (its incoming halting vehicles / capacity).
+
+``observation="phases"`` (phase mode; MPLight/FRAP's phase-level state): one slot of six values per green,
+as many slots as the layout's signal with the most greens, so that slot *k* is action *k* at every signal
+and one shared policy reads every signal alike: ``[green exists, green is current, halting vehicles it
+serves, moving vehicles it serves, mean occupancy of the lanes it feeds, time since it was last shown /
+max_red]`` (counts *c* as ``c / (c + 10)``, summed over its movements as max-pressure sums them), then the
+time in the current green / ``max_green`` and the signal's insertion backlog *b* as ``b / (b + 5)``; with
+``neighbours=True``, the neighbours' values as above.
 
 **Actions.** ``"phase"``: ``Discrete(n_greens)``, the green to show until the next decision, every
 ``delta_time`` s. The environment inserts yellow (and all-red) between different greens, ignores a switch
@@ -74,9 +82,11 @@ __all__ = [
     "ACTION_MODES",
     "ENV_ID",
     "ENV_IDS",
+    "OBSERVATIONS",
     "PARALLEL_ENV_ID",
     "REWARDS",
     "ActionMode",
+    "ObservationKind",
     "RewardName",
     "SignalObserver",
     "TrafficSignalEnv",
@@ -87,8 +97,10 @@ __all__ = [
 ]
 
 ActionMode = Literal["phase", "timing"]
+ObservationKind = Literal["lanes", "phases"]
 RewardName = Literal["pressure", "queue", "delay", "wait"]
 ACTION_MODES: tuple[ActionMode, ...] = ("phase", "timing")
+OBSERVATIONS: tuple[ObservationKind, ...] = ("lanes", "phases")
 REWARDS: tuple[RewardName, ...] = ("pressure", "queue", "delay", "wait")
 
 ENV_ID = "roadtwin/TrafficSignal-v0"
@@ -168,38 +180,76 @@ class SignalObserver:
         Append the time in the current green / ``max_green`` (phase mode).
     max_green
         The green-age normaliser (s).
+    kind
+        ``"lanes"`` (per incoming lane) or ``"phases"`` (per green, phase mode only; module docstring).
+    red_scale
+        ``"phases"``: the normaliser of a green's time since it was last shown (s).
     """
 
+    #: Values per green slot of the ``"phases"`` observation.
+    PHASE_FEATURES = 6
+    #: Half-saturation of the counts (vehicles) and of the backlog in the ``"phases"`` observation.
+    COUNT_SCALE = 10.0
+    BACKLOG_SCALE = 5.0
+
     def __init__(
-        self, layout: SignalLayout, *, n_choices: Sequence[int] | np.ndarray, with_age: bool, max_green: float
+        self,
+        layout: SignalLayout,
+        *,
+        n_choices: Sequence[int] | np.ndarray,
+        with_age: bool,
+        max_green: float,
+        kind: ObservationKind = "lanes",
+        red_scale: float = 120.0,
     ) -> None:
+        if kind not in OBSERVATIONS:
+            raise ConfigError(path=None, field="observation", expected=f"one of {OBSERVATIONS}", got=kind)
+        if kind == "phases" and not with_age:
+            raise ConfigError(
+                path=None,
+                field="observation",
+                expected='"lanes" in timing mode (phases need phase mode)',
+                got=kind,
+            )
         # Observation assembly: one fancy-index into a source vector, then a split per signal.
         self.layout = lay = layout
+        self.kind: ObservationKind = kind
         self.with_age = bool(with_age)
         self.max_green = float(max_green)
+        self.red_scale = float(red_scale)
         n_actions = np.asarray(n_choices, dtype=np.intp)
         n = lay.n_signals
         n_neigh = np.bincount(lay.neighbour_owner, minlength=n).astype(np.intp)
         lane_off = np.concatenate([[0], np.cumsum(lay.n_in_lanes)])
         choice_off = np.concatenate([[0], np.cumsum(n_actions)])
         neigh_off = np.concatenate([[0], np.cumsum(n_neigh)])
-        n_lane_src, n_choice_src = 3 * int(lane_off[-1]), int(choice_off[-1])
+        #: ``"phases"``: green slots per signal (the most greens of any signal in the layout).
+        self.slots = int(lay.n_greens.max()) if n else 0
+        if kind == "phases":
+            width = self.PHASE_FEATURES * self.slots
+            n_lane_src, n_choice_src = n * width, 0
+        else:
+            n_lane_src, n_choice_src = 3 * int(lane_off[-1]), int(choice_off[-1])
         age_src = n_lane_src + n_choice_src
-        neigh_src = age_src + n
+        backlog_src = age_src + n
+        neigh_src = backlog_src + (n if kind == "phases" else 0)
         gather: list[np.ndarray] = []
         sizes = []
         for s in range(n):
-            parts = [
-                np.arange(3 * lane_off[s], 3 * lane_off[s + 1]),
-                n_lane_src + np.arange(choice_off[s], choice_off[s + 1]),
-            ]
-            if self.with_age:
-                parts.append(np.array([age_src + s]))
+            if kind == "phases":
+                parts = [np.arange(s * width, (s + 1) * width), np.array([age_src + s, backlog_src + s])]
+            else:
+                parts = [
+                    np.arange(3 * lane_off[s], 3 * lane_off[s + 1]),
+                    n_lane_src + np.arange(choice_off[s], choice_off[s + 1]),
+                ]
+                if self.with_age:
+                    parts.append(np.array([age_src + s]))
             parts.append(neigh_src + np.arange(neigh_off[s], neigh_off[s + 1]))
             idx = np.concatenate(parts).astype(np.intp)
             gather.append(idx)
             sizes.append(len(idx))
-        self._gather = np.concatenate(gather)
+        self._gather = np.concatenate(gather) if gather else np.zeros(0, dtype=np.intp)
         self._obs_split = np.cumsum(sizes)[:-1]
         #: Observation length per signal.
         self.sizes: tuple[int, ...] = tuple(sizes)
@@ -208,28 +258,67 @@ class SignalObserver:
         self._in_capacity = lay.capacity[lay.in_idx]
         obs_cap = lay.per_signal(lay.capacity[lay.obs_in_idx], lay.obs_in_owner, len(lay.observed_ids))
         self._obs_capacity = np.maximum(obs_cap, 1.0)
+        if kind == "phases":
+            owner = np.repeat(np.arange(n), lay.n_greens)
+            local = np.arange(int(lay.green_offset[-1])) - lay.green_offset[owner]
+            #: Position of each (flat) green in the ``(signals, slots)`` grid.
+            self._slot = (owner * self.slots + local).astype(np.intp)
+            self._movements = np.maximum(np.concatenate(lay.per_green(np.ones(len(lay.move_in)))), 1.0)
+            self._out_capacity = np.maximum(lay.capacity[lay.move_out], 1.0)
 
     def observe(
-        self, m: SignalMeasures, *, choice: np.ndarray, age: np.ndarray | None = None
+        self,
+        m: SignalMeasures,
+        *,
+        choice: np.ndarray,
+        age: np.ndarray | None = None,
+        red: np.ndarray | None = None,
     ) -> list[np.ndarray]:
         """Per signal, the float32 observation given the current green (or plan) ``choice`` and, in
-        phase mode, each green's ``age`` (s)."""
+        phase mode, each green's ``age`` (s) and (``"phases"``) each green's time since it was last shown
+        (``red``, signals x slots, s; :attr:`~roadtwin.sim.signals.SignalActuator.red`)."""
         lay = self.layout
-        idx = lay.in_idx
-        lanes = np.empty((len(idx), 3))
-        np.minimum(m.lane_halting[idx] / self._in_capacity, 1.0, out=lanes[:, 0])
-        np.minimum(m.lane_vehicles[idx] / self._in_capacity, 1.0, out=lanes[:, 1])
-        lanes[:, 2] = m.lane_speed[idx]
-        onehot = np.zeros(self._n_choice_src)
-        onehot[self._choice_off + np.asarray(choice, dtype=np.intp)] = 1.0
         if self.with_age and age is not None:
             ages = np.clip(np.asarray(age, dtype=float) / self.max_green, 0.0, 1.0)
         else:
             ages = np.zeros(lay.n_signals)
         queues = lay.per_signal(m.lane_halting[lay.obs_in_idx], lay.obs_in_owner, len(lay.observed_ids))
         neigh = np.minimum(queues / self._obs_capacity, 1.0)[lay.neighbour_idx]
-        src = np.concatenate([lanes.ravel(), onehot, ages, neigh])
+        if self.kind == "phases":
+            head = self._phase_slots(m, choice=choice, red=red).ravel()
+            backlog = m.backlog / (m.backlog + self.BACKLOG_SCALE)
+            src = np.concatenate([head, ages, backlog, neigh])
+        else:
+            idx = lay.in_idx
+            lanes = np.empty((len(idx), 3))
+            np.minimum(m.lane_halting[idx] / self._in_capacity, 1.0, out=lanes[:, 0])
+            np.minimum(m.lane_vehicles[idx] / self._in_capacity, 1.0, out=lanes[:, 1])
+            lanes[:, 2] = m.lane_speed[idx]
+            onehot = np.zeros(self._n_choice_src)
+            onehot[self._choice_off + np.asarray(choice, dtype=np.intp)] = 1.0
+            src = np.concatenate([lanes.ravel(), onehot, ages, neigh])
         return np.split(src[self._gather].astype(np.float32), self._obs_split)
+
+    def _phase_slots(self, m: SignalMeasures, *, choice: np.ndarray, red: np.ndarray | None) -> np.ndarray:
+        """The ``(signals, slots, PHASE_FEATURES)`` block of the ``"phases"`` observation."""
+        lay = self.layout
+        k = self.COUNT_SCALE
+        halting = m.lane_halting[lay.move_in]
+        moving = np.maximum(m.lane_vehicles[lay.move_in] - halting, 0.0)
+        occupancy = np.minimum(m.lane_vehicles[lay.move_out] / self._out_capacity, 1.0)
+        h, v, o = (np.concatenate(lay.per_green(x)) for x in (halting, moving, occupancy))
+        flat = np.zeros((lay.n_signals * self.slots, self.PHASE_FEATURES))
+        flat[self._slot, 0] = 1.0
+        flat[self._slot, 2] = h / (h + k)
+        flat[self._slot, 3] = v / (v + k)
+        flat[self._slot, 4] = o / self._movements
+        out = flat.reshape(lay.n_signals, self.slots, self.PHASE_FEATURES)
+        out[np.arange(lay.n_signals), np.asarray(choice, dtype=np.intp), 1] = 1.0
+        if red is not None:
+            r = np.asarray(red, dtype=float)[:, : self.slots]
+            out[..., 5] = np.clip(np.where(np.isfinite(r), r, 0.0) / self.red_scale, 0.0, 1.0)
+            out[np.arange(lay.n_signals), np.asarray(choice, dtype=np.intp), 5] = 0.0
+        return out
 
 
 # --- the shared core ------------------------------------------------------------------------------------
@@ -272,6 +361,7 @@ class _SignalControl:
         time_to_teleport: float,
         neighbours: bool,
         sumo_warnings: bool,
+        observation: ObservationKind = "lanes",
     ) -> None:
         self.net_file = _paths(net_file, "net_file")[0]
         self.route_files = _paths(route_files, "route_files")
@@ -350,7 +440,12 @@ class _SignalControl:
             self.n_actions = self.planner.n_plans.copy()
             self.step_length = float(cycle_time)
         self.observer = SignalObserver(
-            lay, n_choices=self.n_actions, with_age=action_mode == "phase", max_green=self.max_green
+            lay,
+            n_choices=self.n_actions,
+            with_age=action_mode == "phase",
+            max_green=self.max_green,
+            kind=observation,
+            red_scale=max_red if max_red is not None else 120.0,
         )
         self.obs_sizes = self.observer.sizes
         self.session: SumoSession | None = None
@@ -359,7 +454,9 @@ class _SignalControl:
 
     def _observe(self, m: SignalMeasures) -> list[np.ndarray]:
         if self.actuator is not None:
-            return self.observer.observe(m, choice=self.actuator.green, age=self.actuator.age)
+            return self.observer.observe(
+                m, choice=self.actuator.green, age=self.actuator.age, red=self.actuator.red
+            )
         assert self.planner is not None
         return self.observer.observe(m, choice=self.planner.plan)
 
@@ -536,6 +633,8 @@ class TrafficSignalEnv(gymnasium.Env[np.ndarray, np.int64]):
         SUMO's ``--time-to-teleport``; ``-1`` (default) disables teleporting, as RESCO does.
     neighbours
         Append one queue value per neighbouring signal to the observation.
+    observation
+        ``"lanes"`` (per incoming lane) or ``"phases"`` (per green; phase mode only).
     render_mode
         Only ``None``: SUMO runs headless.
     sumo_warnings
@@ -568,6 +667,7 @@ class TrafficSignalEnv(gymnasium.Env[np.ndarray, np.int64]):
         seed: int | None = None,
         time_to_teleport: float = -1.0,
         neighbours: bool = False,
+        observation: ObservationKind = "lanes",
         render_mode: str | None = None,
         sumo_warnings: bool = False,
     ) -> None:
@@ -596,6 +696,7 @@ class TrafficSignalEnv(gymnasium.Env[np.ndarray, np.int64]):
             time_to_teleport=time_to_teleport,
             neighbours=neighbours,
             sumo_warnings=sumo_warnings,
+            observation=observation,
         )
         self.tls_id: str = self._core.layout.tls_ids[0]
         self._seed = seed
@@ -677,6 +778,7 @@ class TrafficSignalParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
         seed: int | None = None,
         time_to_teleport: float = -1.0,
         neighbours: bool = False,
+        observation: ObservationKind = "lanes",
         render_mode: str | None = None,
         sumo_warnings: bool = False,
     ) -> None:
@@ -704,6 +806,7 @@ class TrafficSignalParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
             time_to_teleport=time_to_teleport,
             neighbours=neighbours,
             sumo_warnings=sumo_warnings,
+            observation=observation,
         )
         lay = self._core.layout
         self.possible_agents: list[str] = list(lay.tls_ids)

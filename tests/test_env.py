@@ -228,6 +228,64 @@ def test_observation_equals_per_lane_getters(grid: dict[str, Any]) -> None:
         env.close()
 
 
+def test_phase_observation_equals_per_lane_getters(grid: dict[str, Any]) -> None:
+    env = TrafficSignalParallelEnv(**grid, observation="phases", max_red=90.0)
+    try:
+        env.reset(seed=5)
+        for t in range(15):
+            obs, _, _, _, infos = env.step({a: (t // 4) % 2 for a in env.agents})
+        conn = env.session.conn  # type: ignore[union-attr]
+        slots = int(max(p.n_greens for p in env.layout.programs))
+        red = env._core.actuator.red  # type: ignore[union-attr]
+        seen_traffic = False
+        for s, agent in enumerate(env.possible_agents):
+            prog = env.layout.programs[s]
+            o = obs[agent]
+            assert o.shape == (6 * slots + 2,)
+            grid_ = o[: 6 * slots].reshape(slots, 6)
+            green = infos[agent]["green"]
+            for g in range(slots):
+                if g >= prog.n_greens:
+                    assert not grid_[g].any()  # a padded slot is all zeros
+                    continue
+                moves = [prog.movements[m] for m in prog.phase_movements[g]]
+                halting = sum(conn.lane.getLastStepHaltingNumber(prog.in_lanes[i]) for i, _ in moves)
+                vehicles = sum(conn.lane.getLastStepVehicleNumber(prog.in_lanes[i]) for i, _ in moves)
+                occ = [
+                    min(
+                        conn.lane.getLastStepVehicleNumber(prog.out_lanes[j])
+                        / max(conn.lane.getLength(prog.out_lanes[j]) / 7.5, 1.0),
+                        1.0,
+                    )
+                    for _, j in moves
+                ]
+                moving = vehicles - halting
+                seen_traffic |= halting > 0 and moving > 0
+                expected = [
+                    1.0,
+                    float(g == green),
+                    halting / (halting + 10.0),
+                    moving / (moving + 10.0),
+                    sum(occ) / max(len(occ), 1),
+                    0.0 if g == green else min(red[s, g] / 90.0, 1.0),
+                ]
+                np.testing.assert_allclose(
+                    grid_[g], np.array(expected, dtype=np.float32), rtol=1e-5, atol=1e-6
+                )
+            backlog = infos[agent]["backlog"]
+            assert o[6 * slots + 1] == pytest.approx(backlog / (backlog + 5.0))
+        assert seen_traffic  # the check compared real counts, not empty lanes
+    finally:
+        env.close()
+
+
+def test_phase_observation_needs_phase_mode(grid: dict[str, Any]) -> None:
+    with pytest.raises(ConfigError, match="observation"):
+        TrafficSignalParallelEnv(**grid, observation="phases", action_mode="timing")
+    with pytest.raises(ConfigError, match="observation"):
+        TrafficSignalParallelEnv(**grid, observation="cells")  # type: ignore[arg-type]
+
+
 def test_evaluation_writes_tripinfo(grid: dict[str, Any], tmp_path: Path) -> None:
     trips = tmp_path / "tripinfo.xml"
     env = TrafficSignalParallelEnv(

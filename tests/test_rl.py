@@ -32,7 +32,8 @@ TINY = {"duration_s": 300, "progress": False, "checkpoint_every": 64, "eval_ever
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A PPO policy on cologne1 (one signal) and a DQN policy shared by cologne3's three signals."""
+    """A PPO policy on cologne1 (one signal; phase-level observations, the default), one seeing lanes,
+    and a DQN policy shared by cologne3's three signals."""
     ws = Workspace.at(tmp_path_factory.mktemp("rl-train"))
     single = train(
         TrainConfig(scenario="cologne1", total_timesteps=64, n_steps=32, batch_size=32, **TINY), workspace=ws
@@ -41,7 +42,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         TrainConfig(scenario="cologne3", algo="dqn", total_timesteps=96, learning_starts=24, **TINY),
         workspace=ws,
     )
-    return {"cologne1": single, "cologne3": shared}
+    lanes = train(
+        TrainConfig(
+            scenario="cologne1", observation="lanes", total_timesteps=64, n_steps=32, batch_size=32, **TINY
+        ),
+        workspace=ws,
+    )
+    return {"cologne1": single, "cologne3": shared, "cologne1-lanes": lanes}
 
 
 def _run(controller: RLController, scenario: str, workspace: Path, *, seed: int = 1, duration_s: float = 600):
@@ -77,17 +84,22 @@ def test_policy_drives_a_complete_run(trained: dict[str, Path], tmp_path: Path, 
     assert np.all(actions < np.asarray(controller.policy.spec["n_actions"]))
 
 
-def test_controller_sees_what_the_environment_saw(trained: dict[str, Path], tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["cologne1", "cologne1-lanes"])
+def test_controller_sees_what_the_environment_saw(
+    trained: dict[str, Path], tmp_path: Path, policy: str
+) -> None:
     """Same SUMO seed, same policy: the run's decisions replay the environment's episode exactly."""
     from roadtwin.sim.env import TrafficSignalEnv
 
-    controller = RLController(source=trained["cologne1"])
+    controller = RLController(source=trained[policy])
     _run(controller, "cologne1", tmp_path, seed=7, duration_s=300)
 
     kwargs = resco.resco_env_kwargs("cologne1")
     kwargs["end"] = kwargs["begin"] + 300
     kwargs["max_red"] = controller.policy.spec["max_red"]  # as trained (agents train sets 120 s)
     assert kwargs["max_red"] == 120.0
+    kwargs["observation"] = controller.policy.spec["observation"]
+    assert kwargs["observation"] == ("lanes" if policy.endswith("lanes") else "phases")
     env = TrafficSignalEnv(**kwargs)
     try:
         obs, _ = env._core.start(7)  # the SUMO seed the run used

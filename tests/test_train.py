@@ -186,15 +186,30 @@ def test_kill_9_then_resume_reaches_the_same_budget(tmp_path: Path) -> None:
     assert len(list((tmp_path / "runs").iterdir())) == 1  # resumed in place
 
 
-def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
+def _bad_config_line(tmp_path: Path, yaml_text: str) -> str:
+    """Train with a config file holding ``yaml_text``: exit 2 and one line on stderr, returned."""
     bad = tmp_path / "train.yaml"
-    bad.write_text("scenario: cologne1\nalgo: a2c\n")
+    bad.write_text(yaml_text)
     result = _run_cli(["--config", str(bad), "--workspace", str(tmp_path)])
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "algo" in lines[0] and "train.yaml" in lines[0], result.stderr
+    assert len(lines) == 1 and "train.yaml" in lines[0], result.stderr
+    return lines[0]
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
+    assert "algo" in _bad_config_line(tmp_path, "scenario: cologne1\nalgo: a2c\n")
     with pytest.raises(Exception, match="learning_rat"):
         TrainConfig(scenario="cologne1", learning_rat=0.1)  # type: ignore[call-arg]
+
+
+def test_phase_observations_by_default_lanes_in_timing_mode(tmp_path: Path) -> None:
+    assert TrainConfig(scenario="cologne1").observation == "phases"
+    assert TrainConfig(scenario="cologne1", action_mode="timing").observation == "lanes"
+    with pytest.raises(Exception, match="phases"):
+        TrainConfig(scenario="cologne1", action_mode="timing", observation="phases")
+    line = _bad_config_line(tmp_path, "scenario: cologne1\naction_mode: timing\nobservation: phases\n")
+    assert "observation" in line
 
 
 def test_resume_of_a_folder_that_is_not_a_training_run(tmp_path: Path) -> None:
@@ -239,6 +254,7 @@ def test_shipped_zone_config_is_valid_and_counts_whole_rollouts() -> None:
     path = Path(__file__).resolve().parents[1] / "agents" / "configs" / "zone_ppo.yaml"
     config = TrainConfig(**read_yaml_mapping(path))
     assert config.scenario == "zone" and config.algo == "ppo" and config.max_red == 120
+    assert config.observation == "lanes" and config.gamma == 0.99  # as the README's zone policies trained
     rollout = config.n_steps * 88
     for steps in (config.total_timesteps, config.checkpoint_every, config.eval_every):
         assert steps % rollout == 0
