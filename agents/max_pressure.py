@@ -34,7 +34,7 @@ cannot insert are invisible. The guarded controller therefore
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -43,7 +43,7 @@ from roadtwin.errors import ConfigError
 
 if TYPE_CHECKING:
     from roadtwin.sim.backend import SumoSession
-    from roadtwin.sim.signals import SignalActuator, SignalLayout, SignalMonitor
+    from roadtwin.sim.signals import SignalActuator, SignalLayout, SignalMeasures, SignalMonitor
 
 __all__ = ["MaxPressure", "NaiveMaxPressure"]
 
@@ -132,10 +132,7 @@ class MaxPressure(SignalController):
         self.actuator: SignalActuator | None = None
         self._pending = False
         self._red_since: list[np.ndarray] = []
-        self._entry_lanes: dict[str, np.ndarray] = {}
-        self._vehicle_lanes: dict[str, np.ndarray] = {}
         self._green_log: list[tuple[float, int, int]] = []
-        self._approach_index: dict[str, list[int]] = {}
         self._splits: list[tuple[int, np.ndarray]] = []
 
     # --- life cycle ----------------------------------------------------------------------------------
@@ -152,7 +149,12 @@ class MaxPressure(SignalController):
             return
         opts = self.options
         self.layout = SignalLayout(network, tls, reach_m=0.0 if self.naive else opts["reach_m"])
-        self.monitor = SignalMonitor(self.layout, waiting_time=False, outgoing_halting=True)
+        self.monitor = SignalMonitor(
+            self.layout,
+            waiting_time=False,
+            outgoing_halting=True,
+            lane_backlog=bool(opts["backlog"]) and not self.naive,
+        )
         self.monitor.subscribe(conn)
         self.actuator = SignalActuator(
             self.layout,
@@ -165,14 +167,7 @@ class MaxPressure(SignalController):
         now = session.time
         self._red_since = [np.full(int(n), now) for n in self.layout.n_greens]
         self._pending = False
-        self._entry_lanes = {}
-        self._vehicle_lanes = {}
         self._green_log = [(now, s, 0) for s in range(self.layout.n_signals)]
-        by_edge: dict[str, list[int]] = {}
-        for i, lane in enumerate(self.layout.lanes):
-            if self.layout.is_in_lane[i]:
-                by_edge.setdefault(lane.rsplit("_", 1)[0], []).append(i)
-        self._approach_index = by_edge
         self._splits = [] if self.naive else self.layout.split_links(max_m=opts["split_m"])
 
     def close(self) -> None:
@@ -198,7 +193,7 @@ class MaxPressure(SignalController):
             act.finish(session)  # no stepping: the run has reached the decision time already
             self._pending = False
         m = self.monitor.measure(conn)
-        requests = self._choose(conn, m.lane_halting, m.lane_vehicles, now)
+        requests = self._choose(m, now)
         until = now + self.decision_interval_s
         before = act.green.copy()
         target = act.decide(requests, horizon=until - now)
@@ -208,16 +203,17 @@ class MaxPressure(SignalController):
             self._red_since[s][int(before[s])] = now
             self._green_log.append((now + act.transition_time, int(s), int(target[s])))
 
-    def _choose(self, conn: Any, halting: np.ndarray, vehicles: np.ndarray, now: float) -> np.ndarray:
+    def _choose(self, m: SignalMeasures, now: float) -> np.ndarray:
         lay = self.layout
         act = self.actuator
         assert lay is not None and act is not None
+        halting, vehicles = m.lane_halting, m.lane_vehicles
         if self.naive:
             return np.array([int(np.argmax(p)) for p in lay.phase_pressure(halting)], dtype=np.intp)
         opts = self.options
         incoming = lay.approach(halting)
-        if opts["backlog"]:
-            incoming += self._backlog(conn)
+        if m.lane_backlog is not None:
+            incoming += m.lane_backlog
         occupancy = lay.beyond(vehicles) / lay.reach_capacity
         room = occupancy[lay.move_out] < opts["spillback_occupancy"]
         outgoing = lay.beyond(halting)
@@ -256,54 +252,6 @@ class MaxPressure(SignalController):
             if not serving[lay.move_owner[drains[0]], drains].any():
                 room[m] = False
             incoming[lay.move_in[drains[0]]] += feeding[lay.move_in[m]] / len(drains)
-
-    def _backlog(self, conn: Any) -> np.ndarray:
-        """Per observed lane, the vehicles waiting to be inserted that will join it (spread over the lanes
-        of the approach their route reaches first)."""
-        lay = self.layout
-        assert lay is not None
-        out = np.zeros(len(lay.lanes))
-        pending = conn.simulation.getPendingVehicles()
-        known = self._vehicle_lanes
-        current: dict[str, np.ndarray] = {}
-        for veh in pending:
-            lanes = known.get(veh)
-            if lanes is None:
-                route = conn.vehicle.getRoute(veh)
-                lanes = self._approach_lanes(route[0]) if route else np.empty(0, dtype=np.intp)
-            current[veh] = lanes
-            if len(lanes):
-                out[lanes] += 1.0 / len(lanes)
-        self._vehicle_lanes = current
-        return out
-
-    def _approach_lanes(self, edge: str) -> np.ndarray:
-        """Lane indices of the first controlled approach downstream of ``edge`` (breadth-first)."""
-        cached = self._entry_lanes.get(edge)
-        if cached is not None:
-            return cached
-        lay = self.layout
-        assert lay is not None
-        net = lay.network
-        by_edge = self._approach_index
-        found: list[int] = []
-        level, seen = [edge], {edge}
-        while level and not found and len(seen) < 200:
-            for e in level:
-                if e in by_edge:
-                    found = by_edge[e]
-                    break
-            else:
-                nxt = []
-                for e in level:
-                    for s in net.successors.get(e, ()):
-                        if s not in seen:
-                            seen.add(s)
-                            nxt.append(s)
-                level = nxt
-        lanes = np.array(found, dtype=np.intp)
-        self._entry_lanes[edge] = lanes
-        return lanes
 
 
 @register_controller

@@ -211,7 +211,9 @@ class RLController(SignalController):
                 expected=f"the trained observation sizes {spec['obs_sizes']}",
                 got=list(observer.sizes),
             )
-        monitor = SignalMonitor(layout, waiting_time=False, outgoing_halting=False)
+        monitor = SignalMonitor(
+            layout, waiting_time=False, outgoing_halting=False, lane_backlog=observer.kind == "phases"
+        )
         monitor.subscribe(conn)
         actuator.reset(conn)
         self._parts = (layout, monitor, actuator, observer)

@@ -16,8 +16,8 @@ length / 7.5 m), then a one-hot of the current green (``action_mode="phase"``) o
 ``observation="phases"`` (phase mode; MPLight/FRAP's phase-level state): one slot of six values per green,
 as many slots as the layout's signal with the most greens, so that slot *k* is action *k* at every signal
 and one shared policy reads every signal alike: ``[green exists, green is current, halting vehicles it
-serves, moving vehicles it serves, mean occupancy of the lanes it feeds, time since it was last shown /
-max_red]`` (counts *c* as ``c / (c + 10)``, summed over its movements as max-pressure sums them), then the
+serves (with the vehicles waiting to enter the network onto its lanes), moving vehicles it serves,
+mean occupancy of the lanes it feeds, time since it was last shown / max_red]`` (counts *c* as ``c / (c + 10)``, summed over its movements as max-pressure sums them), then the
 time in the current green / ``max_green`` and the signal's insertion backlog *b* as ``b / (b + 5)``; with
 ``neighbours=True``, the neighbours' values as above.
 
@@ -168,7 +168,8 @@ class SignalObserver:
 
     Public so that a policy trained in an environment sees the same observation when it drives a run
     (``roadtwin.agents.rl``): build the layout, a :class:`SignalMonitor` with
-    ``waiting_time=False, outgoing_halting=False`` and this observer on the live simulation.
+    ``waiting_time=False, outgoing_halting=False`` (and ``lane_backlog=True`` for ``"phases"``) and this
+    observer on the live simulation.
 
     Parameters
     ----------
@@ -305,6 +306,8 @@ class SignalObserver:
         k = self.COUNT_SCALE
         halting = m.lane_halting[lay.move_in]
         moving = np.maximum(m.lane_vehicles[lay.move_in] - halting, 0.0)
+        if m.lane_backlog is not None:  # vehicles kept out of a full entry wait for this lane too
+            halting = halting + m.lane_backlog[lay.move_in]
         occupancy = np.minimum(m.lane_vehicles[lay.move_out] / self._out_capacity, 1.0)
         h, v, o = (np.concatenate(lay.per_green(x)) for x in (halting, moving, occupancy))
         flat = np.zeros((lay.n_signals * self.slots, self.PHASE_FEATURES))
@@ -413,7 +416,12 @@ class _SignalControl:
             chosen = chosen[:1]
         self.layout = SignalLayout(network, chosen, neighbours=neighbours)
         # Only what the observation, the reward and info use: every subscribed variable costs on each step.
-        self.monitor = SignalMonitor(self.layout, waiting_time=reward == "wait", outgoing_halting=False)
+        self.monitor = SignalMonitor(
+            self.layout,
+            waiting_time=reward == "wait",
+            outgoing_halting=False,
+            lane_backlog=observation == "phases",
+        )
         lay = self.layout
         self.actuator: SignalActuator | None = None
         self.planner: PlanActuator | None = None

@@ -23,10 +23,10 @@ they go red at once (never yellow) when a transition ends their green.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -56,6 +56,8 @@ _GREEN = frozenset("Gg")
 _TRANSITIONAL = frozenset("yYu")
 #: How far (in edges) the walk from a departure edge looks for the first signalized junction.
 _MAX_WALK_EDGES = 200
+
+T = TypeVar("T")
 
 # TraCI variable ids (traci.constants), spelled out so this module imports no SUMO package.
 _VEHICLE_NUMBER = 0x10  # LAST_STEP_VEHICLE_NUMBER
@@ -236,25 +238,26 @@ class SignalNetwork:
 
     def downstream_signal(self, edge: str) -> str | None:
         """The first signalized junction a vehicle on ``edge`` reaches (breadth-first walk), or ``None``."""
-        if edge in self._walk_cache:
-            return self._walk_cache[edge]
-        found: str | None = None
+        if edge not in self._walk_cache:
+            self._walk_cache[edge] = self.first_downstream(edge, self.edge_signal)
+        return self._walk_cache[edge]
+
+    def first_downstream(self, edge: str, targets: Mapping[str, T]) -> T | None:
+        """The value of the first edge in ``targets`` reached from ``edge`` (itself included) by a
+        breadth-first walk over successors (at most ``_MAX_WALK_EDGES`` edges), or ``None``."""
         level, seen = [edge], {edge}
-        while level and found is None and len(seen) < _MAX_WALK_EDGES:
+        while level and len(seen) < _MAX_WALK_EDGES:
             for e in level:
-                if e in self.edge_signal:
-                    found = self.edge_signal[e]
-                    break
-            else:
-                nxt = []
-                for e in level:
-                    for s in self.successors.get(e, ()):
-                        if s not in seen:
-                            seen.add(s)
-                            nxt.append(s)
-                level = nxt
-        self._walk_cache[edge] = found
-        return found
+                if e in targets:
+                    return targets[e]
+            nxt = []
+            for e in level:
+                for s in self.successors.get(e, ()):
+                    if s not in seen:
+                        seen.add(s)
+                        nxt.append(s)
+            level = nxt
+        return None
 
     def reach(self, lane: str, *, reach_m: float, upstream: bool) -> list[tuple[str, float]]:
         """The lanes that extend a short signal lane to ``reach_m`` metres through unsignalised junctions.
@@ -627,6 +630,9 @@ class SignalMeasures:
     lane_vehicles, lane_halting, lane_speed
         Per observed lane (``SignalLayout.lanes``); ``lane_speed`` is the speed limit's fraction, 1 when
         empty (SUMO reports the limit for an empty lane) and 0 on outgoing-only lanes.
+    lane_backlog
+        Per observed lane, the vehicles waiting to be inserted that will join it (spread over the lanes
+        of the first controlled approach their route reaches); ``None`` unless the monitor measures it.
     """
 
     time: float
@@ -640,6 +646,7 @@ class SignalMeasures:
     lane_vehicles: np.ndarray
     lane_halting: np.ndarray
     lane_speed: np.ndarray
+    lane_backlog: np.ndarray | None = None
 
 
 class SignalMonitor:
@@ -663,14 +670,29 @@ class SignalMonitor:
     outgoing_halting
         Also measure halting vehicles on outgoing-only lanes (``lane_halting`` there; zeros otherwise),
         as max-pressure on queues needs.
+    lane_backlog
+        Also attribute the vehicles waiting to be inserted to the lanes they will join
+        (``SignalMeasures.lane_backlog``), so that an entry full to its first metre still counts.
     """
 
     def __init__(
-        self, layout: SignalLayout, *, waiting_time: bool = True, outgoing_halting: bool = True
+        self,
+        layout: SignalLayout,
+        *,
+        waiting_time: bool = True,
+        outgoing_halting: bool = True,
+        lane_backlog: bool = False,
     ) -> None:
         self.layout = layout
         self.waiting_time = waiting_time
         self.outgoing_halting = outgoing_halting
+        self.lane_backlog = lane_backlog
+        self._vehicle_lanes: dict[str, np.ndarray] = {}
+        self._entry_lanes: dict[str, np.ndarray] = {}
+        self._approach_index: dict[str, list[int]] = {}
+        for i, lane in enumerate(layout.lanes):
+            if layout.is_in_lane[i]:
+                self._approach_index.setdefault(lane.rsplit("_", 1)[0], []).append(i)
         self._in_mask = layout.is_in_lane
         self._in_vars = (_VEHICLE_NUMBER, _HALTING_NUMBER, _MEAN_SPEED) + (
             (_WAITING_TIME,) if waiting_time else ()
@@ -684,6 +706,7 @@ class SignalMonitor:
         for lane, is_in in zip(self.layout.lanes, self._in_mask, strict=True):
             conn.lane.subscribe(lane, self._in_vars if is_in else self._out_vars)
         self._pending_signal = {}
+        self._vehicle_lanes = {}
 
     def _signal_of_edge(self, edge: str) -> int:
         pos = self._edge_signal.get(edge)
@@ -708,6 +731,36 @@ class SignalMonitor:
         owners = np.fromiter(current.values(), dtype=np.intp, count=len(current))
         counts = np.bincount(owners[owners >= 0], minlength=self.layout.n_signals).astype(float)
         return counts, len(pending)
+
+    def backlog_lanes(self, conn: Any) -> np.ndarray:
+        """Per observed lane, the vehicles waiting to be inserted that will join it (spread over the lanes
+        of the first controlled approach downstream of their departure edge; none where the first
+        signal downstream is not in the layout)."""
+        out = np.zeros(len(self.layout.lanes))
+        known = self._vehicle_lanes
+        current: dict[str, np.ndarray] = {}
+        for veh in conn.simulation.getPendingVehicles():
+            lanes = known.get(veh)
+            if lanes is None:
+                route = conn.vehicle.getRoute(veh)
+                # only where the first signal downstream is a measured one (as backlog() attributes)
+                measured = bool(route) and self._signal_of_edge(route[0]) >= 0
+                lanes = self._approach_lanes(route[0]) if measured else np.empty(0, dtype=np.intp)
+            current[veh] = lanes
+            if len(lanes):
+                out[lanes] += 1.0 / len(lanes)
+        self._vehicle_lanes = current
+        return out
+
+    def _approach_lanes(self, edge: str) -> np.ndarray:
+        """Lane indices of the first controlled approach downstream of ``edge`` (breadth-first)."""
+        cached = self._entry_lanes.get(edge)
+        if cached is not None:
+            return cached
+        found = self.layout.network.first_downstream(edge, self._approach_index)
+        lanes = np.array(found if found is not None else [], dtype=np.intp)
+        self._entry_lanes[edge] = lanes
+        return lanes
 
     def measure(self, conn: Any) -> SignalMeasures:
         """Read the subscriptions and the pending vehicles; compute every signal's measures."""
@@ -750,6 +803,7 @@ class SignalMonitor:
             lane_vehicles=veh,
             lane_halting=halt,
             lane_speed=speed_frac,
+            lane_backlog=self.backlog_lanes(conn) if self.lane_backlog else None,
         )
 
 

@@ -196,6 +196,32 @@ def test_backlog_makes_a_blocked_entry_costly(grid: dict[str, Any]) -> None:
     assert sum(with_backlog) < sum(without)
 
 
+def test_phase_observation_sees_the_blocked_entry(grid: dict[str, Any]) -> None:
+    """Vehicles kept out of a full entry count as halting on the lanes they will join, in the greens
+    that serve those lanes."""
+    env = TrafficSignalEnv(**grid, tls_id="A1", observation="phases", min_green=5, max_green=10**6)
+    try:
+        env.reset(seed=3)
+        for _ in range(30):  # hold green 0: the red approaches' entries fill up
+            obs, _, _, _, info = env.step(0)
+        conn = env.session.conn  # type: ignore[union-attr]
+        prog = env.layout.programs[0]
+        waiting = env._core.monitor.backlog_lanes(conn)
+        assert info["backlog"] > 0 and waiting.sum() == pytest.approx(info["backlog"])
+        lane_pos = {lane: i for i, lane in enumerate(env.layout.lanes)}
+        slots = obs[: 6 * prog.n_greens].reshape(prog.n_greens, 6)
+        seen_kept_out = 0.0
+        for g in range(prog.n_greens):
+            lanes = [prog.in_lanes[prog.movements[m][0]] for m in prog.phase_movements[g]]
+            halting = sum(conn.lane.getLastStepHaltingNumber(lane) for lane in lanes)
+            kept_out = sum(waiting[lane_pos[lane]] for lane in lanes)
+            assert slots[g, 2] == pytest.approx((halting + kept_out) / (halting + kept_out + 10.0), rel=1e-5)
+            seen_kept_out += kept_out
+        assert seen_kept_out > 0  # the greens' slots counted vehicles kept out
+    finally:
+        env.close()
+
+
 def test_observation_equals_per_lane_getters(grid: dict[str, Any]) -> None:
     env = TrafficSignalParallelEnv(**grid, reward="wait")
     try:
@@ -237,6 +263,12 @@ def test_phase_observation_equals_per_lane_getters(grid: dict[str, Any]) -> None
         conn = env.session.conn  # type: ignore[union-attr]
         slots = int(max(p.n_greens for p in env.layout.programs))
         red = env._core.actuator.red  # type: ignore[union-attr]
+        # vehicles kept out of full entries, per lane they will join (also counted as halting there)
+        lane_pos = {lane: i for i, lane in enumerate(env.layout.lanes)}
+        waiting = env._core.monitor.backlog_lanes(conn)
+        pending = conn.simulation.getPendingVehicles()
+        assert waiting.sum() == pytest.approx(sum(infos[a]["backlog"] for a in env.possible_agents))
+        assert waiting.sum() <= len(pending)
         seen_traffic = False
         for s, agent in enumerate(env.possible_agents):
             prog = env.layout.programs[s]
@@ -251,6 +283,7 @@ def test_phase_observation_equals_per_lane_getters(grid: dict[str, Any]) -> None
                 moves = [prog.movements[m] for m in prog.phase_movements[g]]
                 halting = sum(conn.lane.getLastStepHaltingNumber(prog.in_lanes[i]) for i, _ in moves)
                 vehicles = sum(conn.lane.getLastStepVehicleNumber(prog.in_lanes[i]) for i, _ in moves)
+                kept_out = sum(waiting[lane_pos[prog.in_lanes[i]]] for i, _ in moves)
                 occ = [
                     min(
                         conn.lane.getLastStepVehicleNumber(prog.out_lanes[j])
@@ -260,6 +293,7 @@ def test_phase_observation_equals_per_lane_getters(grid: dict[str, Any]) -> None
                     for _, j in moves
                 ]
                 moving = vehicles - halting
+                halting += kept_out
                 seen_traffic |= halting > 0 and moving > 0
                 expected = [
                     1.0,
