@@ -32,8 +32,8 @@ TINY = {"duration_s": 300, "progress": False, "checkpoint_every": 64, "eval_ever
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A PPO policy on cologne1 (one signal; phase-level observations, the default), one seeing lanes,
-    and a DQN policy shared by cologne3's three signals."""
+    """A PPO policy on cologne1 (one signal: lanes observed), one seeing phase-level observations, and
+    a DQN policy shared by cologne3's three signals (phases observed)."""
     ws = Workspace.at(tmp_path_factory.mktemp("rl-train"))
     single = train(
         TrainConfig(scenario="cologne1", total_timesteps=64, n_steps=32, batch_size=32, **TINY), workspace=ws
@@ -42,13 +42,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         TrainConfig(scenario="cologne3", algo="dqn", total_timesteps=96, learning_starts=24, **TINY),
         workspace=ws,
     )
-    lanes = train(
+    phases = train(
         TrainConfig(
-            scenario="cologne1", observation="lanes", total_timesteps=64, n_steps=32, batch_size=32, **TINY
+            scenario="cologne1", observation="phases", total_timesteps=64, n_steps=32, batch_size=32, **TINY
         ),
         workspace=ws,
     )
-    return {"cologne1": single, "cologne3": shared, "cologne1-lanes": lanes}
+    return {"cologne1": single, "cologne3": shared, "cologne1-phases": phases}
 
 
 def _run(controller: RLController, scenario: str, workspace: Path, *, seed: int = 1, duration_s: float = 600):
@@ -84,7 +84,7 @@ def test_policy_drives_a_complete_run(trained: dict[str, Path], tmp_path: Path, 
     assert np.all(actions < np.asarray(controller.policy.spec["n_actions"]))
 
 
-@pytest.mark.parametrize("policy", ["cologne1", "cologne1-lanes"])
+@pytest.mark.parametrize("policy", ["cologne1", "cologne1-phases"])
 def test_controller_sees_what_the_environment_saw(
     trained: dict[str, Path], tmp_path: Path, policy: str
 ) -> None:
@@ -99,7 +99,7 @@ def test_controller_sees_what_the_environment_saw(
     kwargs["max_red"] = controller.policy.spec["max_red"]  # as trained (agents train sets 120 s)
     assert kwargs["max_red"] == 120.0
     kwargs["observation"] = controller.policy.spec["observation"]
-    assert kwargs["observation"] == ("lanes" if policy.endswith("lanes") else "phases")
+    assert kwargs["observation"] == ("phases" if policy.endswith("phases") else "lanes")
     env = TrafficSignalEnv(**kwargs)
     try:
         obs, _ = env._core.start(7)  # the SUMO seed the run used

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -203,9 +204,20 @@ def test_bad_config_is_one_line_exit_2(tmp_path: Path) -> None:
         TrainConfig(scenario="cologne1", learning_rat=0.1)  # type: ignore[call-arg]
 
 
-def test_phase_observations_by_default_lanes_in_timing_mode(tmp_path: Path) -> None:
-    assert TrainConfig(scenario="cologne1").observation == "phases"
-    assert TrainConfig(scenario="cologne1", action_mode="timing").observation == "lanes"
+def test_auto_observation_phases_when_shared_lanes_for_one_signal(tmp_path: Path) -> None:
+    from roadtwin.agents.train import _env_options, env_spec
+    from roadtwin.sim.resco import resco_env_kwargs
+
+    def observed(scenario: str, **options: Any) -> str:
+        config = TrainConfig(scenario=scenario, **options)
+        kwargs = {**resco_env_kwargs(scenario), **_env_options(config, delta_time=10.0, yellow_time=3.0)}
+        return str(env_spec(kwargs, tls_ids=None).kwargs["observation"])
+
+    assert TrainConfig(scenario="cologne1").observation == "auto"
+    assert observed("cologne3") == "phases"  # three signals share a policy
+    assert observed("cologne1") == "lanes"  # one signal
+    assert observed("cologne3", action_mode="timing") == "lanes"
+    assert observed("cologne1", observation="phases") == "phases"
     with pytest.raises(Exception, match="phases"):
         TrainConfig(scenario="cologne1", action_mode="timing", observation="phases")
     line = _bad_config_line(tmp_path, "scenario: cologne1\naction_mode: timing\nobservation: phases\n")
