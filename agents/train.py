@@ -127,7 +127,7 @@ class TrainConfig(StrictModel):
     """``phases``: per green, one slot per action, read alike by every signal of a shared policy (phase
     mode only); ``lanes``: per incoming lane. ``auto``: phases for a shared policy in phase mode, lanes
     for one signal (RESCO, PPO, 100 episodes: cologne8 24.8 s with phases, 34.1 s with lanes; cologne1
-    55.4 s with phases, 29.4 s with lanes)."""
+    55.4 s with phases, 30.7 s with lanes)."""
     backend: Literal["libsumo", "traci"] = "libsumo"
 
     # routing environment (task routing; roadtwin.agents.routing_rl.RoutingEnv)
@@ -148,7 +148,7 @@ class TrainConfig(StrictModel):
     learning_rate: Annotated[float | None, Field(gt=0)] = None
     """Default 3e-4 (PPO) or 1e-3 (DQN)."""
     gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
-    """Discount per decision (0.9 gave cologne8 23.6 s against 24.6 s, but collapsed on ingolstadt1)."""
+    """Discount per decision (0.9 gave cologne8 23.6 s against 24.8 s, but collapsed on ingolstadt1)."""
     batch_size: Annotated[int, Field(ge=1)] = 64
     n_steps: Annotated[int, Field(ge=1)] = 256
     """PPO: steps per environment per rollout."""
