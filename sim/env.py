@@ -17,9 +17,11 @@ length / 7.5 m), then a one-hot of the current green (``action_mode="phase"``) o
 as many slots as the layout's signal with the most greens, so that slot *k* is action *k* at every signal
 and one shared policy reads every signal alike: ``[green exists, green is current, halting vehicles it
 serves (with the vehicles waiting to enter the network onto its lanes), moving vehicles it serves,
-mean occupancy of the lanes it feeds, time since it was last shown / max_red]`` (counts *c* as ``c / (c + 10)``, summed over its movements as max-pressure sums them), then the
-time in the current green / ``max_green`` and the signal's insertion backlog *b* as ``b / (b + 5)``; with
-``neighbours=True``, the neighbours' values as above.
+mean occupancy of the lanes it feeds, time since it was last shown / max_red]`` (counts *c* as
+``c / (c + 10)``, summed over its movements as max-pressure sums them), then the time in the current
+green / ``max_green`` and the signal's insertion backlog *b* as ``b / (b + 5)``; with
+``neighbours=True``, the neighbours' values as above. ``roadtwin agents train`` observes phases when
+several signals share a policy (``observation: auto``).
 
 **Actions.** ``"phase"``: ``Discrete(n_greens)``, the green to show until the next decision, every
 ``delta_time`` s. The environment inserts yellow (and all-red) between different greens, ignores a switch
