@@ -164,7 +164,6 @@ class RLController(SignalController):
             PlanActuator,
             SignalActuator,
             SignalLayout,
-            SignalMonitor,
             read_signal_network,
         )
 
@@ -202,7 +201,7 @@ class RLController(SignalController):
             with_age=not self.timing,
             max_green=timings["max_green"],
             kind=spec.get("observation", "lanes"),  # absent in policies trained before phase observations
-            red_scale=120.0 if max_red is None else float(max_red),
+            max_red=None if max_red is None else float(max_red),
         )
         if list(observer.sizes) != list(map(int, spec["obs_sizes"])):
             raise ConfigError(
@@ -211,9 +210,7 @@ class RLController(SignalController):
                 expected=f"the trained observation sizes {spec['obs_sizes']}",
                 got=list(observer.sizes),
             )
-        monitor = SignalMonitor(
-            layout, waiting_time=False, outgoing_halting=False, lane_backlog=observer.kind == "phases"
-        )
+        monitor = observer.monitor()
         monitor.subscribe(conn)
         actuator.reset(conn)
         self._parts = (layout, monitor, actuator, observer)

@@ -169,9 +169,8 @@ class SignalObserver:
     """The environments' observation of a layout's signals, computed from one :class:`SignalMeasures`.
 
     Public so that a policy trained in an environment sees the same observation when it drives a run
-    (``roadtwin.agents.rl``): build the layout, a :class:`SignalMonitor` with
-    ``waiting_time=False, outgoing_halting=False`` (and ``lane_backlog=True`` for ``"phases"``) and this
-    observer on the live simulation.
+    (``roadtwin.agents.rl``): build the layout, this observer and its :meth:`monitor` on the live
+    simulation.
 
     Parameters
     ----------
@@ -185,8 +184,9 @@ class SignalObserver:
         The green-age normaliser (s).
     kind
         ``"lanes"`` (per incoming lane) or ``"phases"`` (per green, phase mode only; module docstring).
-    red_scale
-        ``"phases"``: the normaliser of a green's time since it was last shown (s).
+    max_red
+        ``"phases"``: the normaliser of a green's time since it was last shown (s): the actuator's
+        ``max_red``, or :attr:`RED_SCALE` when it sets no bound.
     """
 
     #: Values per green slot of the ``"phases"`` observation.
@@ -194,6 +194,8 @@ class SignalObserver:
     #: Half-saturation of the counts (vehicles) and of the backlog in the ``"phases"`` observation.
     COUNT_SCALE = 10.0
     BACKLOG_SCALE = 5.0
+    #: ``"phases"``: the red-time normaliser (s) without a ``max_red``.
+    RED_SCALE = 120.0
 
     def __init__(
         self,
@@ -203,7 +205,7 @@ class SignalObserver:
         with_age: bool,
         max_green: float,
         kind: ObservationKind = "lanes",
-        red_scale: float = 120.0,
+        max_red: float | None = None,
     ) -> None:
         if kind not in OBSERVATIONS:
             raise ConfigError(path=None, field="observation", expected=f"one of {OBSERVATIONS}", got=kind)
@@ -219,7 +221,7 @@ class SignalObserver:
         self.kind: ObservationKind = kind
         self.with_age = bool(with_age)
         self.max_green = float(max_green)
-        self.red_scale = float(red_scale)
+        self.red_scale = self.RED_SCALE if max_red is None else float(max_red)
         n_actions = np.asarray(n_choices, dtype=np.intp)
         n = lay.n_signals
         n_neigh = np.bincount(lay.neighbour_owner, minlength=n).astype(np.intp)
@@ -266,8 +268,16 @@ class SignalObserver:
             local = np.arange(int(lay.green_offset[-1])) - lay.green_offset[owner]
             #: Position of each (flat) green in the ``(signals, slots)`` grid.
             self._slot = (owner * self.slots + local).astype(np.intp)
-            self._movements = np.maximum(np.concatenate(lay.per_green(np.ones(len(lay.move_in)))), 1.0)
+            self._movements = np.maximum(lay.green_sums(np.ones(len(lay.move_in))), 1.0)
             self._out_capacity = np.maximum(lay.capacity[lay.move_out], 1.0)
+
+    def monitor(self, *, waiting_time: bool = False) -> SignalMonitor:
+        """A monitor of the layout that measures what this observation needs and no more (every
+        subscribed variable costs on each step): the per-lane insertion backlog for ``"phases"``, and the
+        waiting time if asked (the ``"wait"`` reward)."""
+        return SignalMonitor(
+            self.layout, waiting_time=waiting_time, outgoing_halting=False, lane_backlog=self.kind == "phases"
+        )
 
     def observe(
         self,
@@ -311,7 +321,7 @@ class SignalObserver:
         if m.lane_backlog is not None:  # vehicles kept out of a full entry wait for this lane too
             halting = halting + m.lane_backlog[lay.move_in]
         occupancy = np.minimum(m.lane_vehicles[lay.move_out] / self._out_capacity, 1.0)
-        h, v, o = (np.concatenate(lay.per_green(x)) for x in (halting, moving, occupancy))
+        h, v, o = (lay.green_sums(x) for x in (halting, moving, occupancy))
         flat = np.zeros((lay.n_signals * self.slots, self.PHASE_FEATURES))
         flat[self._slot, 0] = 1.0
         flat[self._slot, 2] = h / (h + k)
@@ -417,13 +427,6 @@ class _SignalControl:
         if single:
             chosen = chosen[:1]
         self.layout = SignalLayout(network, chosen, neighbours=neighbours)
-        # Only what the observation, the reward and info use: every subscribed variable costs on each step.
-        self.monitor = SignalMonitor(
-            self.layout,
-            waiting_time=reward == "wait",
-            outgoing_halting=False,
-            lane_backlog=observation == "phases",
-        )
         lay = self.layout
         self.actuator: SignalActuator | None = None
         self.planner: PlanActuator | None = None
@@ -455,8 +458,9 @@ class _SignalControl:
             with_age=action_mode == "phase",
             max_green=self.max_green,
             kind=observation,
-            red_scale=max_red if max_red is not None else 120.0,
+            max_red=max_red,
         )
+        self.monitor = self.observer.monitor(waiting_time=reward == "wait")
         self.obs_sizes = self.observer.sizes
         self.session: SumoSession | None = None
         self.done = True

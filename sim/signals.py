@@ -590,12 +590,16 @@ class SignalLayout:
                 out.append((m, np.array(far, dtype=np.intp)))
         return out
 
-    def per_green(self, movement_values: np.ndarray) -> list[np.ndarray]:
-        """Per signal, each green's sum of ``movement_values`` over the movements it serves."""
-        flat = np.bincount(
+    def green_sums(self, movement_values: np.ndarray) -> np.ndarray:
+        """Each green's sum of ``movement_values`` over the movements it serves, flat (signal by signal,
+        see :attr:`green_offset`)."""
+        return np.bincount(
             self._pm_green, weights=movement_values[self._pm_move], minlength=int(self.green_offset[-1])
         )
-        return np.split(flat, self.green_offset[1:-1])
+
+    def per_green(self, movement_values: np.ndarray) -> list[np.ndarray]:
+        """Per signal, each green's sum of ``movement_values`` over the movements it serves."""
+        return np.split(self.green_sums(movement_values), self.green_offset[1:-1])
 
     def phase_pressure(self, lane_values: np.ndarray) -> list[np.ndarray]:
         """Per signal, each green's pressure: the sum over the movements it serves of in-lane minus
@@ -656,7 +660,8 @@ class SignalMonitor:
     halting number and mean speed (and waiting time), outgoing-only lanes with their vehicle number (and
     halting number). :meth:`measure` reads every result with one ``lane.getAllSubscriptionResults()`` and
     the pending vehicles with one ``simulation.getPendingVehicles()``; only a pending vehicle seen for
-    the first time costs a getter (its route's first edge), after which its signal is cached.
+    the first time costs a getter (its route's first edge), and the signal and lanes an edge leads to
+    are cached per edge.
 
     SUMO updates subscriptions after every ``simulationStep`` call, so variables nobody reads are left
     out: each costs time on every step.
@@ -687,7 +692,6 @@ class SignalMonitor:
         self.waiting_time = waiting_time
         self.outgoing_halting = outgoing_halting
         self.lane_backlog = lane_backlog
-        self._vehicle_lanes: dict[str, np.ndarray] = {}
         self._entry_lanes: dict[str, np.ndarray] = {}
         self._approach_index: dict[str, list[int]] = {}
         for i, lane in enumerate(layout.lanes):
@@ -698,15 +702,14 @@ class SignalMonitor:
             (_WAITING_TIME,) if waiting_time else ()
         )
         self._out_vars = (_VEHICLE_NUMBER,) + ((_HALTING_NUMBER,) if outgoing_halting else ())
-        self._pending_signal: dict[str, int] = {}
+        self._pending_edge: dict[str, str] = {}
         self._edge_signal: dict[str, int] = {}
 
     def subscribe(self, conn: Any) -> None:
         """Subscribe every observed lane (once per simulation)."""
         for lane, is_in in zip(self.layout.lanes, self._in_mask, strict=True):
             conn.lane.subscribe(lane, self._in_vars if is_in else self._out_vars)
-        self._pending_signal = {}
-        self._vehicle_lanes = {}
+        self._pending_edge = {}
 
     def _signal_of_edge(self, edge: str) -> int:
         pos = self._edge_signal.get(edge)
@@ -718,39 +721,44 @@ class SignalMonitor:
 
     def backlog(self, conn: Any) -> tuple[np.ndarray, int]:
         """Pending (not yet inserted) vehicles per controlled signal, and all pending vehicles."""
-        pending = conn.simulation.getPendingVehicles()
-        known = self._pending_signal
-        current: dict[str, int] = {}
-        for veh in pending:
-            pos = known.get(veh)
-            if pos is None:
-                route = conn.vehicle.getRoute(veh)
-                pos = self._signal_of_edge(route[0]) if route else -1
-            current[veh] = pos
-        self._pending_signal = current
-        owners = np.fromiter(current.values(), dtype=np.intp, count=len(current))
-        counts = np.bincount(owners[owners >= 0], minlength=self.layout.n_signals).astype(float)
-        return counts, len(pending)
+        counts, pending, _ = self._read_pending(conn, lanes=False)
+        return counts, pending
 
     def backlog_lanes(self, conn: Any) -> np.ndarray:
         """Per observed lane, the vehicles waiting to be inserted that will join it (spread over the lanes
         of the first controlled approach downstream of their departure edge; none where the first
         signal downstream is not in the layout)."""
-        out = np.zeros(len(self.layout.lanes))
-        known = self._vehicle_lanes
-        current: dict[str, np.ndarray] = {}
-        for veh in conn.simulation.getPendingVehicles():
-            lanes = known.get(veh)
-            if lanes is None:
+        per_lane = self._read_pending(conn, lanes=True)[2]
+        assert per_lane is not None
+        return per_lane
+
+    def _read_pending(self, conn: Any, *, lanes: bool) -> tuple[np.ndarray, int, np.ndarray | None]:
+        """One pass over the pending vehicles: per signal, all of them, and (``lanes``) per lane.
+
+        Only a vehicle seen for the first time costs a getter (its route's first edge); the signal and
+        the lanes an edge leads to are cached per edge.
+        """
+        pending = conn.simulation.getPendingVehicles()
+        known = self._pending_edge
+        current: dict[str, str] = {}
+        counts = np.zeros(self.layout.n_signals)
+        per_lane = np.zeros(len(self.layout.lanes)) if lanes else None
+        for veh in pending:
+            edge = known.get(veh)
+            if edge is None:
                 route = conn.vehicle.getRoute(veh)
-                # only where the first signal downstream is a measured one (as backlog() attributes)
-                measured = bool(route) and self._signal_of_edge(route[0]) >= 0
-                lanes = self._approach_lanes(route[0]) if measured else np.empty(0, dtype=np.intp)
-            current[veh] = lanes
-            if len(lanes):
-                out[lanes] += 1.0 / len(lanes)
-        self._vehicle_lanes = current
-        return out
+                edge = route[0] if route else ""
+            current[veh] = edge
+            pos = self._signal_of_edge(edge) if edge else -1
+            if pos < 0:
+                continue
+            counts[pos] += 1.0
+            if per_lane is not None:
+                idx = self._approach_lanes(edge)
+                if len(idx):
+                    per_lane[idx] += 1.0 / len(idx)
+        self._pending_edge = current
+        return counts, len(pending), per_lane
 
     def _approach_lanes(self, edge: str) -> np.ndarray:
         """Lane indices of the first controlled approach downstream of ``edge`` (breadth-first)."""
@@ -790,7 +798,7 @@ class SignalMonitor:
         speed_frac = np.clip(speed / lay.max_speed, 0.0, 1.0)
         i_idx, i_own = lay.in_idx, lay.in_owner
         move = veh[lay.move_in] - veh[lay.move_out]
-        backlog, pending = self.backlog(conn)
+        backlog, pending, lane_backlog = self._read_pending(conn, lanes=self.lane_backlog)
         return SignalMeasures(
             time=float(conn.simulation.getTime()),
             queue=lay.per_signal(halt[i_idx], i_own),
@@ -803,7 +811,7 @@ class SignalMonitor:
             lane_vehicles=veh,
             lane_halting=halt,
             lane_speed=speed_frac,
-            lane_backlog=self.backlog_lanes(conn) if self.lane_backlog else None,
+            lane_backlog=lane_backlog,
         )
 
 
