@@ -167,6 +167,12 @@ class TrainConfig(StrictModel):
     exploration_final_eps: Annotated[float, Field(ge=0, le=1)] = 0.02
     algo_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Any other keyword argument of the SB3 algorithm (wins over the fields above)."""
+    imitate_episodes: Annotated[int, Field(ge=0)] = 0
+    """Episodes of max-pressure control (with this environment's timings) that the policy imitates before
+    RL starts (:mod:`roadtwin.agents.imitation`; PPO, phase mode). They are training episodes on top of
+    ``total_timesteps``."""
+    imitate_epochs: Annotated[int, Field(ge=1)] = 20
+    """Passes over the demonstrations when cloning them."""
     torch_threads: Annotated[int, Field(ge=1)] = 1
     """Torch threads in the learner (the environments use the other cores)."""
     progress: bool = True
@@ -178,6 +184,10 @@ class TrainConfig(StrictModel):
             raise ValueError("max_green greater than min_green")
         if self.action_mode == "timing" and self.observation == "phases":
             raise ValueError('observation "phases" needs action_mode "phase" (timing mode observes "lanes")')
+        if self.imitate_episodes and (
+            self.algo != "ppo" or self.action_mode != "phase" or self.task != "signals"
+        ):
+            raise ValueError("imitate_episodes needs algo ppo, action_mode phase and task signals (or 0)")
         return self
 
 
@@ -664,6 +674,53 @@ def _load_model(config: TrainConfig, path: Path, env: VecEnv, run_dir: Path, ste
     return model
 
 
+def _imitate(model: BaseAlgorithm, spec: EnvSpec, config: TrainConfig, *, run_dir: Path) -> None:
+    """Record (or read back) the max-pressure demonstrations, clone them into ``model``, log the fit to
+    TensorBoard and ``imitation.json``, and checkpoint the cloned model at step 0 (a resume starts there)."""
+    from roadtwin.agents.imitation import clone_policy, record_demonstrations
+
+    bar = None
+    if config.progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.imitate_episodes, desc="max-pressure demonstrations", unit="episode")
+    t0 = time.perf_counter()
+    try:
+        demos = record_demonstrations(
+            spec.kwargs,
+            tls_ids=spec.tls_ids,
+            obs_pad=spec.obs_pad,
+            episodes=config.imitate_episodes,
+            seed=config.seed,
+            gamma=config.gamma,
+            folder=run_dir / "demonstrations",
+            on_episode=None if bar is None else (lambda _: bar.update()),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    recorded = time.perf_counter() - t0
+    fit = clone_policy(
+        model,  # type: ignore[arg-type]
+        demos,
+        epochs=config.imitate_epochs,
+        batch_size=config.batch_size,
+        seed=config.seed,
+    )
+    for key, value in fit.items():
+        model.logger.record(f"imitation/{key}", value)
+    model.logger.dump(0)
+    write_json(
+        run_dir / "imitation.json",
+        {**fit, "episodes": config.imitate_episodes, "dropped_gridlocked": list(demos.dropped),
+         "record_s": round(recorded, 1),
+         "clone_s": round(time.perf_counter() - t0 - recorded, 1)},
+    )  # fmt: skip
+    folder = run_dir / "checkpoints"
+    folder.mkdir(exist_ok=True)
+    _save_model(model, folder / "model_0_steps.zip")
+
+
 def _granularity(config: TrainConfig, num_envs: int) -> int:
     per_env = config.algo_kwargs.get("n_steps", config.n_steps) if config.algo == "ppo" else config.train_freq
     return int(per_env) * num_envs
@@ -772,6 +829,8 @@ def train(
         else:
             model = _new_model(config, env)
         model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
+        if checkpoint is None and config.imitate_episodes:
+            _imitate(model, spec, config, run_dir=run_dir)
         granularity = _granularity(config, num_envs)
         budget = math.ceil(config.total_timesteps / granularity) * granularity
         callbacks = _callbacks(

@@ -7,7 +7,10 @@ On cologne1/3/8 and ingolstadt1/7/21 (RESCO's windows, 10 s decisions, 3 s yello
 - **RoadTwin RL**: :func:`roadtwin.agents.train.train` with a budget of ``--episodes`` episodes per
   scenario (an episode is the window over 10 s decisions, 360 steps per signal for one hour; a policy
   shared by N signals makes N SB3 steps per environment step, so the budget is episodes x 360 x N), then
-  ``rl:RUN`` through ``evaluate`` over the same seeds;
+  ``rl:RUN`` through ``evaluate`` over the same seeds. With PPO, ``--imitate`` of these episodes (default
+  10) are max-pressure demonstrations the policy imitates before RL takes the rest
+  (:mod:`roadtwin.agents.imitation`; the environment then keeps max-pressure's own bounds,
+  :data:`IMITATION_TIMINGS`); ``--imitate 0`` trains from scratch with the training defaults;
 - **sumo-rl's DQN** (a benchmark-only extra): SB3 DQN on ``sumo_rl.SumoEnvironment`` (its own
   observation and ``diff-waiting-time`` reward, RESCO's 10 s / 3 s timings, libsumo through
   ``LIBSUMO_AS_TRACI=1`` set in its own subprocess only), the same number of env steps and the same DQN
@@ -31,7 +34,7 @@ below the published best learner's delay on every scenario, never worse than fix
 blocked at insertion, within 100 training episodes per scenario; env throughput >= 2x sumo-rl's.
 
     python benchmarks/resco.py [--scenarios cologne1 ...] [--seeds 3] [--episodes 100]
-        [--controllers fixed,webster,actuated,max-pressure] [--rl-algo ppo] [--no-rl] [--no-sumo-rl]
+        [--controllers fixed,webster,actuated,max-pressure] [--rl-algo ppo] [--imitate 10] [--no-rl] [--no-sumo-rl]
         [--no-env-speed] [--workspace roadtwin-data] [--out results.md] [--resume]
 """
 
@@ -53,6 +56,10 @@ SCENARIOS = ("cologne1", "cologne3", "cologne8", "ingolstadt1", "ingolstadt7", "
 CLASSIC = ("fixed", "webster", "actuated", "max-pressure")
 ENV_SPEED_SCENARIOS = ("cologne8", "ingolstadt21")
 SUMO_RL = "sumo-rl DQN"
+#: The RL environment's bounds when the policy imitates max-pressure first: max-pressure's own (max green
+#: 120 s, a green unserved 600 s goes next). With the training defaults (60 s and 120 s) max-pressure
+#: itself scores 25.7 s on cologne3 (seeds 0-2) against 21.2 s, and 28.5 s on cologne8 against 24.7 s.
+IMITATION_TIMINGS = {"max_green": 120.0, "max_red": 600.0}
 FIXED = "fixed"
 METRICS = (
     "resco_delay_s",
@@ -182,17 +189,19 @@ def _roadtwin_rl(
     algo: str,
     duration: float | None,
     resume: bool,
+    imitate: int = 0,
 ) -> dict[str, Any]:
     from roadtwin.agents.train import TrainConfig, train
     from roadtwin.sim.resco import RESCO_SCENARIOS
 
     per_episode = _steps_per_episode(scenario, duration)
     n_signals = RESCO_SCENARIOS[scenario].signals
-    defaults = TrainConfig(scenario=scenario, algo=algo)  # type: ignore[arg-type]
+    recipe = {"imitate_episodes": imitate, **IMITATION_TIMINGS} if imitate else {}
+    defaults = TrainConfig(scenario=scenario, algo=algo, **recipe)  # type: ignore[arg-type]
     # SB3 collects whole rollouts (PPO: n_steps per env step; DQN: train_freq): round the budget *down*
-    # to them, so that the run never trains past its episodes.
+    # to them, so that the run never trains past its episodes (the demonstrations are some of them).
     block = (defaults.n_steps if algo == "ppo" else defaults.train_freq) * n_signals
-    steps = max(block, (episodes * per_episode * n_signals) // block * block)
+    steps = max(block, ((episodes - imitate) * per_episode * n_signals) // block * block)
     every = max(1, min(10, episodes)) * per_episode * n_signals  # evaluate (best model) ~10x per budget
     config = defaults.model_copy(
         update={
@@ -207,7 +216,7 @@ def _roadtwin_rl(
     t0 = time.perf_counter()
     run = train(None, workspace=ws, resume=unfinished) if unfinished else train(config, workspace=ws)
     info = json.loads((run / "train.json").read_text())
-    trained_episodes = info["num_timesteps"] / (per_episode * n_signals)
+    trained_episodes = info["num_timesteps"] / (per_episode * n_signals) + imitate
     rows = _evaluate_rows(scenario, f"rl:{run}", seeds, ws, duration)
     return {
         "rows": rows,
@@ -491,6 +500,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--controllers", default=",".join(CLASSIC), help="comma-separated classic controllers")
     p.add_argument("--rl", action=argparse.BooleanOptionalAction, default=True, help="RoadTwin's RL")
     p.add_argument("--rl-algo", choices=("ppo", "dqn"), default="ppo")
+    p.add_argument(
+        "--imitate",
+        type=int,
+        default=10,
+        help="of the episodes, how many are max-pressure demonstrations the policy imitates first "
+        "(PPO; 0: RL from scratch with the training defaults)",
+    )
     p.add_argument("--sumo-rl", action=argparse.BooleanOptionalAction, default=True, help="sumo-rl's DQN")
     p.add_argument("--env-speed", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--env-speed-repeat", type=int, default=3)
@@ -516,6 +532,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.seeds))
     classic = [c.strip() for c in args.controllers.split(",") if c.strip()]
     rl_label = f"RoadTwin RL ({args.rl_algo})" if args.rl else None
+    imitate = args.imitate if args.rl_algo == "ppo" else 0
+    if args.rl and not 0 <= imitate < args.episodes:
+        print(
+            f"resco.py: error: --imitate must be within 0 .. {args.episodes - 1}, got {imitate}",
+            file=sys.stderr,
+        )
+        return 2
     base = {"seeds": seeds, "duration": args.duration}
     train_params = {**base, "episodes": args.episodes}
 
@@ -536,8 +559,12 @@ def main(argv: list[str] | None = None) -> int:
                 algo=args.rl_algo,
                 duration=args.duration,
                 resume=args.resume,
+                imitate=imitate,
             )
-            jobs.append((scenario, rl_label, {**train_params, "algo": args.rl_algo}, run))
+            params = {**train_params, "algo": args.rl_algo}
+            if imitate:
+                params.update(imitate=imitate, **IMITATION_TIMINGS)
+            jobs.append((scenario, rl_label, params, run))
 
     results: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in args.scenarios}
     for n, (scenario, label, params, run) in enumerate(jobs, 1):
@@ -571,7 +598,13 @@ def main(argv: list[str] | None = None) -> int:
         "# RESCO benchmark",
         "",
         f"Seeds {seeds}; training budget {args.episodes} episodes per scenario; RoadTwin RL = "
-        f"{args.rl_algo if args.rl else 'off'}; SUMO with teleporting off. RESCO delay and exact delay as "
+        f"{args.rl_algo if args.rl else 'off'}"
+        + (
+            f" ({imitate} of the episodes max-pressure demonstrations, imitated first)"
+            if args.rl and imitate
+            else ""
+        )
+        + "; SUMO with teleporting off. RESCO delay and exact delay as "
         "in REFERENCE.md (one definition for every measured row). Published rows: RESCO's paper data "
         "(SUMO 1.9; static controllers mean over episodes, learners best episode): compare controllers "
         "side by side within the measured rows.",

@@ -94,6 +94,7 @@ __all__ = [
     "TrafficSignalEnv",
     "TrafficSignalParallelEnv",
     "episode_command",
+    "episode_seed",
     "make_parallel",
     "parallel_env",
 ]
@@ -597,6 +598,11 @@ def _sumo_seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**31 - 1))
 
 
+def episode_seed(seed: int) -> int:
+    """The SUMO seed of the episode that ``reset(seed=seed)`` starts (either environment)."""
+    return _sumo_seed(seeding.np_random(seed)[0])
+
+
 # --- Gymnasium: one signal ------------------------------------------------------------------------------
 
 
@@ -722,6 +728,10 @@ class TrafficSignalEnv(gymnasium.Env[np.ndarray, np.int64]):
         """The running simulation (``None`` between episodes)."""
         return self._core.session
 
+    def command(self, seed: int) -> list[str]:
+        """The ``sumo`` command line of an episode with SUMO seed ``seed`` (to run it outside the env)."""
+        return self._core.command(seed)
+
     @property
     def layout(self) -> SignalLayout:
         """The controlled signal's layout (lanes, greens, movements)."""
@@ -840,6 +850,10 @@ class TrafficSignalParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
     def session(self) -> SumoSession | None:
         """The running simulation (``None`` between episodes)."""
         return self._core.session
+
+    def command(self, seed: int) -> list[str]:
+        """The ``sumo`` command line of an episode with SUMO seed ``seed`` (to run it outside the env)."""
+        return self._core.command(seed)
 
     @property
     def layout(self) -> SignalLayout:
