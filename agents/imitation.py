@@ -43,6 +43,7 @@ __all__ = [
     "Demonstrations",
     "clone_policy",
     "demonstration_seeds",
+    "imitation_callback",
     "record_demonstrations",
 ]
 
@@ -159,14 +160,9 @@ class _Recorder(MaxPressure):
 
 
 def _reward(m: SignalMeasures, env: dict[str, Any]) -> np.ndarray:
-    """The environment's reward (``roadtwin.sim.env``'s ``_SignalControl._rewards``) from a measure."""
-    base = {
-        "queue": m.queue,
-        "pressure": np.abs(m.pressure),
-        "delay": m.delay,
-        "wait": m.wait / 60.0,
-    }[env["reward"]]
-    return -(base + float(env["backlog_weight"]) * m.backlog)
+    from roadtwin.sim.env import signal_rewards
+
+    return signal_rewards(m, reward=env["reward"], backlog_weight=float(env["backlog_weight"]))
 
 
 def demonstration_seeds(seed: int, episodes: int) -> list[int]:
@@ -344,3 +340,52 @@ def clone_policy(
         chosen = policy._predict(obs, deterministic=True)  # SB3's batched greedy action
     accuracy = float((chosen.reshape(-1) == actions).float().mean())
     return {"accuracy": accuracy, "bc_loss": bc, "value_loss": vf, "samples": float(n)}
+
+
+def imitation_callback(
+    demos: Demonstrations,
+    *,
+    coef: float,
+    budget: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int = 0,
+) -> Any:
+    """An SB3 callback that keeps the policy near the demonstrations while RL trains it: before each
+    rollout, one pass of behaviour-cloning steps as many as PPO's minibatches per epoch, their loss
+    weighted ``coef`` at the start and falling linearly to 0 at ``budget`` steps (DAPG's decaying
+    demonstration term, Rajeswaran et al. 2018). Without it PPO's first updates, on a critic that has
+    seen only the teacher's returns, can turn a cloned policy into one that gridlocks cologne3."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    obs = torch.as_tensor(demos.obs)
+    actions = torch.as_tensor(demos.actions)
+
+    class KeepImitating(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.gen = torch.Generator().manual_seed(seed)
+            self.optimizer = torch.optim.Adam(self.model.policy.parameters(), lr=learning_rate)
+            self.steps_per_rollout = int(getattr(self.model, "n_steps", 1)) * self.model.n_envs
+
+        def _on_rollout_start(self) -> None:
+            weight = coef * max(0.0, 1.0 - self.model.num_timesteps / budget)
+            if weight <= 0:
+                return
+            policy = self.model.policy
+            policy.set_training_mode(True)
+            for _ in range(max(1, self.steps_per_rollout // batch_size)):
+                idx = torch.randint(len(actions), (batch_size,), generator=self.gen)
+                _, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx])
+                loss = -weight * log_prob.mean()
+                self.optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+                self.optimizer.step()
+            policy.set_training_mode(False)
+            self.logger.record("imitation/weight", weight)
+
+        def _on_step(self) -> bool:
+            return True
+
+    return KeepImitating()

@@ -57,6 +57,8 @@ if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
     from stable_baselines3.common.vec_env import VecEnv
 
+    from roadtwin.agents.imitation import Demonstrations
+
 __all__ = [
     "ALGOS",
     "TASKS",
@@ -173,6 +175,9 @@ class TrainConfig(StrictModel):
     ``total_timesteps``."""
     imitate_epochs: Annotated[int, Field(ge=1)] = 20
     """Passes over the demonstrations when cloning them."""
+    imitate_coef: Annotated[float, Field(ge=0)] = 0.0
+    """Keep imitating while RL trains: the weight of the demonstrations' loss at the start, falling
+    linearly to 0 at the end of the budget (0: clone once, then RL alone)."""
     torch_threads: Annotated[int, Field(ge=1)] = 1
     """Torch threads in the learner (the environments use the other cores)."""
     progress: bool = True
@@ -674,19 +679,17 @@ def _load_model(config: TrainConfig, path: Path, env: VecEnv, run_dir: Path, ste
     return model
 
 
-def _imitate(model: BaseAlgorithm, spec: EnvSpec, config: TrainConfig, *, run_dir: Path) -> None:
-    """Record (or read back) the max-pressure demonstrations, clone them into ``model``, log the fit to
-    TensorBoard and ``imitation.json``, and checkpoint the cloned model at step 0 (a resume starts there)."""
-    from roadtwin.agents.imitation import clone_policy, record_demonstrations
+def _demonstrations(spec: EnvSpec, config: TrainConfig, *, run_dir: Path) -> Demonstrations:
+    """Record the run's max-pressure demonstrations (or read back those already recorded)."""
+    from roadtwin.agents.imitation import record_demonstrations
 
     bar = None
     if config.progress:
         from tqdm import tqdm
 
         bar = tqdm(total=config.imitate_episodes, desc="max-pressure demonstrations", unit="episode")
-    t0 = time.perf_counter()
     try:
-        demos = record_demonstrations(
+        return record_demonstrations(
             spec.kwargs,
             tls_ids=spec.tls_ids,
             obs_pad=spec.obs_pad,
@@ -699,7 +702,14 @@ def _imitate(model: BaseAlgorithm, spec: EnvSpec, config: TrainConfig, *, run_di
     finally:
         if bar is not None:
             bar.close()
-    recorded = time.perf_counter() - t0
+
+
+def _clone(model: BaseAlgorithm, demos: Demonstrations, config: TrainConfig, *, run_dir: Path) -> None:
+    """Clone the demonstrations into ``model``, log the fit to TensorBoard and ``imitation.json``, and
+    checkpoint the cloned model at step 0 (a resume starts there)."""
+    from roadtwin.agents.imitation import clone_policy
+
+    t0 = time.perf_counter()
     fit = clone_policy(
         model,  # type: ignore[arg-type]
         demos,
@@ -713,8 +723,7 @@ def _imitate(model: BaseAlgorithm, spec: EnvSpec, config: TrainConfig, *, run_di
     write_json(
         run_dir / "imitation.json",
         {**fit, "episodes": config.imitate_episodes, "dropped_gridlocked": list(demos.dropped),
-         "record_s": round(recorded, 1),
-         "clone_s": round(time.perf_counter() - t0 - recorded, 1)},
+         "clone_s": round(time.perf_counter() - t0, 1)},
     )  # fmt: skip
     folder = run_dir / "checkpoints"
     folder.mkdir(exist_ok=True)
@@ -829,8 +838,11 @@ def train(
         else:
             model = _new_model(config, env)
         model.set_logger(configure(str(run_dir / "tb"), ["tensorboard"]))
-        if checkpoint is None and config.imitate_episodes:
-            _imitate(model, spec, config, run_dir=run_dir)
+        demos = None
+        if config.imitate_episodes and (checkpoint is None or config.imitate_coef > 0):
+            demos = _demonstrations(spec, config, run_dir=run_dir)
+            if checkpoint is None:
+                _clone(model, demos, config, run_dir=run_dir)
         granularity = _granularity(config, num_envs)
         budget = math.ceil(config.total_timesteps / granularity) * granularity
         callbacks = _callbacks(
@@ -841,6 +853,19 @@ def train(
             granularity=granularity,
             n_agents=n_agents,
         )
+        if demos is not None and config.imitate_coef > 0:
+            from roadtwin.agents.imitation import imitation_callback
+
+            callbacks.append(
+                imitation_callback(
+                    demos,
+                    coef=config.imitate_coef,
+                    budget=budget,
+                    batch_size=config.batch_size,
+                    learning_rate=config.learning_rate or 3e-4,
+                    seed=config.seed,
+                )
+            )
         t0 = time.perf_counter()
         remaining = budget - model.num_timesteps
         if remaining > 0:

@@ -97,6 +97,7 @@ __all__ = [
     "episode_seed",
     "make_parallel",
     "parallel_env",
+    "signal_rewards",
 ]
 
 ActionMode = Literal["phase", "timing"]
@@ -476,13 +477,7 @@ class _SignalControl:
         return self.observer.observe(m, choice=self.planner.plan)
 
     def _rewards(self, m: SignalMeasures) -> np.ndarray:
-        base = {
-            "queue": m.queue,
-            "pressure": np.abs(m.pressure),
-            "delay": m.delay,
-            "wait": m.wait / 60.0,
-        }[self.reward]
-        return -(base + self.backlog_weight * m.backlog)
+        return signal_rewards(m, reward=self.reward, backlog_weight=self.backlog_weight)
 
     def _infos(self, m: SignalMeasures, switched: np.ndarray) -> list[dict[str, Any]]:
         control = "green" if self.actuator is not None else "plan"
@@ -586,6 +581,18 @@ class _SignalControl:
         state["session"] = None  # a copy starts its own SUMO on reset
         state["done"] = True
         return state
+
+
+def signal_rewards(m: SignalMeasures, *, reward: RewardName, backlog_weight: float) -> np.ndarray:
+    """Per signal, the environments' reward for measure ``m``: minus the ``reward`` measure and the
+    insertion backlog times ``backlog_weight`` (``"wait"`` needs a monitor that measures waiting times)."""
+    base = {
+        "queue": m.queue,
+        "pressure": np.abs(m.pressure),
+        "delay": m.delay,
+        "wait": m.wait / 60.0,
+    }[reward]
+    return -(base + backlog_weight * m.backlog)
 
 
 def _simulation_error(exc: BaseException) -> BaseException:

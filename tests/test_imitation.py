@@ -130,3 +130,25 @@ def test_training_starts_from_the_cloned_policy_and_resumes_after_it(tmp_path: P
     train(None, workspace=Workspace.at(tmp_path), resume=run, progress=False)
     assert not (run / "demonstrations").exists()
     assert json.loads((run / "train.json").read_text())["num_timesteps"] == 96
+
+
+def test_imitation_kept_during_rl_keeps_the_teachers_choices(tmp_path: Path) -> None:
+    import json
+
+    from stable_baselines3 import PPO
+
+    from roadtwin.agents.train import train
+    from roadtwin.workspace import Workspace
+
+    config = TrainConfig(
+        scenario="cologne3", imitate_episodes=1, imitate_coef=1.0, max_green=120, max_red=600,
+        total_timesteps=192, n_steps=32, batch_size=32, duration_s=300, checkpoint_every=96, eval_every=96,
+        progress=False,
+    )  # fmt: skip
+    run = train(config, workspace=Workspace.at(tmp_path))
+    assert json.loads((run / "train.json").read_text())["num_timesteps"] == 192
+    final = PPO.load(run / "final_model.zip", device="cpu")
+    with np.load(run / "demonstrations" / "episode_0.npz") as data:
+        obs, actions = data["obs"].reshape(-1, data["obs"].shape[-1]), data["actions"].reshape(-1)
+    chosen, _ = final.predict(obs, deterministic=True)
+    assert np.mean(chosen == actions) > 0.6
