@@ -138,16 +138,15 @@ class _Recorder(MaxPressure):
             self.monitor.subscribe(session.conn)
 
     def _choose(self, m: SignalMeasures, now: float) -> np.ndarray:
+        from roadtwin.sim.env import pad_observations
+
         requests = super()._choose(m, now)
         act, observer = self.actuator, self.observer
         assert act is not None and observer is not None
         rows = observer.observe(m, choice=act.green, age=act.age, red=act.red)
-        batch = np.zeros((len(self.rows), self.obs_pad), dtype=np.float32)
-        for i, r in enumerate(self.rows):
-            batch[i, : len(rows[r])] = rows[r]
-        self.obs.append(batch)
+        self.obs.append(pad_observations([rows[r] for r in self.rows], self.obs_pad))
         self.actions.append(requests[self.rows].copy())
-        self.rewards.append(_reward(m, self.env)[self.rows])
+        self._record_reward(m)
         return requests
 
     def measure_reward(self, session: SumoSession) -> int:
@@ -155,14 +154,15 @@ class _Recorder(MaxPressure):
         return the vehicles still waiting to be inserted then."""
         assert self.monitor is not None
         m = self.monitor.measure(session.conn)
-        self.rewards.append(_reward(m, self.env)[self.rows])
+        self._record_reward(m)
         return int(m.pending)
 
+    def _record_reward(self, m: SignalMeasures) -> None:
+        from roadtwin.sim.env import signal_rewards
 
-def _reward(m: SignalMeasures, env: dict[str, Any]) -> np.ndarray:
-    from roadtwin.sim.env import signal_rewards
-
-    return signal_rewards(m, reward=env["reward"], backlog_weight=float(env["backlog_weight"]))
+        env = self.env
+        reward = signal_rewards(m, reward=env["reward"], backlog_weight=float(env["backlog_weight"]))
+        self.rewards.append(reward[self.rows])
 
 
 def demonstration_seeds(seed: int, episodes: int) -> list[int]:
@@ -223,13 +223,10 @@ def record_demonstrations(
     probe = TrafficSignalParallelEnv(**env_kwargs, tls_ids=list(tls_ids))
     probe.close()  # no simulation: it only builds the episodes' command lines
     begin, end = float(env_kwargs["begin"]), float(env_kwargs["end"])
-    dt = float(env_kwargs.get("delta_time", 10.0))
+    dt = float(env_kwargs["delta_time"])
     options = {
         "decision_interval_s": dt,
-        "yellow_time": float(env_kwargs.get("yellow_time", 3.0)),
-        "all_red_time": float(env_kwargs.get("all_red_time", 0.0)),
-        "min_green": float(env_kwargs.get("min_green", 5.0)),
-        "max_green": float(env_kwargs.get("max_green", 60.0)),
+        **{k: float(env_kwargs[k]) for k in ("yellow_time", "all_red_time", "min_green", "max_green")},
     }
     if env_kwargs.get("max_red") is not None:
         options["max_red"] = float(env_kwargs["max_red"])
@@ -296,6 +293,16 @@ def record_demonstrations(
     )
 
 
+def _descend(optimizer: Any, policy: Any, loss: Any) -> None:
+    """One gradient step, the gradient clipped as PPO clips it (``max_grad_norm`` 0.5)."""
+    import torch
+
+    optimizer.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+    optimizer.step()
+
+
 def clone_policy(
     model: OnPolicyAlgorithm,
     demos: Demonstrations,
@@ -328,10 +335,7 @@ def clone_policy(
             values, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx])
             bc_loss = -log_prob.mean()
             vf_loss = F.mse_loss(values.flatten(), returns[idx])
-            optimizer.zero_grad()
-            (bc_loss + 0.5 * vf_loss).backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
-            optimizer.step()
+            _descend(optimizer, policy, bc_loss + 0.5 * vf_loss)
             bc_sum += bc_loss.item() * len(idx)
             vf_sum += vf_loss.item() * len(idx)
         bc, vf = bc_sum / n, vf_sum / n
@@ -377,11 +381,7 @@ def imitation_callback(
             for _ in range(max(1, self.steps_per_rollout // batch_size)):
                 idx = torch.randint(len(actions), (batch_size,), generator=self.gen)
                 _, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx])
-                loss = -weight * log_prob.mean()
-                self.optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
-                self.optimizer.step()
+                _descend(self.optimizer, policy, -weight * log_prob.mean())
             policy.set_training_mode(False)
             self.logger.record("imitation/weight", weight)
 

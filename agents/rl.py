@@ -220,6 +220,8 @@ class RLController(SignalController):
 
     def observe(self, session: SumoSession) -> np.ndarray:
         """The batch of padded observations, one row per signal, as the policy saw them in training."""
+        from roadtwin.sim.env import pad_observations
+
         assert self._parts is not None
         _, monitor, actuator, observer = self._parts
         m = monitor.measure(session.conn)
@@ -227,10 +229,7 @@ class RLController(SignalController):
             rows = observer.observe(m, choice=actuator.plan)
         else:
             rows = observer.observe(m, choice=actuator.green, age=actuator.age, red=actuator.red)
-        batch = np.zeros((len(rows), int(self.policy.spec["obs_pad"])), dtype=np.float32)
-        for i, row in enumerate(rows):  # SuperSuit's pad_observations_v0: zeros at the end
-            batch[i, : len(row)] = row
-        return batch
+        return pad_observations(rows, int(self.policy.spec["obs_pad"]))
 
     def act(self, session: SumoSession) -> None:
         """Finish the last decision's bookkeeping, then choose and start every signal's next one."""

@@ -96,6 +96,7 @@ __all__ = [
     "episode_command",
     "episode_seed",
     "make_parallel",
+    "pad_observations",
     "parallel_env",
     "signal_rewards",
 ]
@@ -581,6 +582,15 @@ class _SignalControl:
         state["session"] = None  # a copy starts its own SUMO on reset
         state["done"] = True
         return state
+
+
+def pad_observations(rows: Sequence[np.ndarray], width: int) -> np.ndarray:
+    """Per-signal observations as one float32 batch, zero-padded at the end to ``width`` (SuperSuit's
+    ``pad_observations_v0``, as a shared policy saw them in training)."""
+    batch = np.zeros((len(rows), int(width)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        batch[i, : len(row)] = row
+    return batch
 
 
 def signal_rewards(m: SignalMeasures, *, reward: RewardName, backlog_weight: float) -> np.ndarray:
