@@ -10,7 +10,8 @@ On cologne1/3/8 and ingolstadt1/7/21 (RESCO's windows, 10 s decisions, 3 s yello
   ``rl:RUN`` through ``evaluate`` over the same seeds. With PPO, ``--imitate`` of these episodes (default
   10) are max-pressure demonstrations the policy imitates before RL takes the rest
   (:mod:`roadtwin.agents.imitation`; the environment then keeps max-pressure's own bounds,
-  :data:`IMITATION_TIMINGS`); ``--imitate 0`` trains from scratch with the training defaults;
+  :data:`IMITATION_TIMINGS`) and, with ``--imitate-coef`` (default 1), keeps imitating them with a weight
+  falling to 0 over the budget; ``--imitate 0`` trains from scratch with the training defaults;
 - **sumo-rl's DQN** (a benchmark-only extra): SB3 DQN on ``sumo_rl.SumoEnvironment`` (its own
   observation and ``diff-waiting-time`` reward, RESCO's 10 s / 3 s timings, libsumo through
   ``LIBSUMO_AS_TRACI=1`` set in its own subprocess only), the same number of env steps and the same DQN
@@ -34,7 +35,8 @@ below the published best learner's delay on every scenario, never worse than fix
 blocked at insertion, within 100 training episodes per scenario; env throughput >= 2x sumo-rl's.
 
     python benchmarks/resco.py [--scenarios cologne1 ...] [--seeds 3] [--episodes 100]
-        [--controllers fixed,webster,actuated,max-pressure] [--rl-algo ppo] [--imitate 10] [--no-rl] [--no-sumo-rl]
+        [--controllers fixed,webster,actuated,max-pressure] [--rl-algo ppo] [--imitate 10] [--imitate-coef 1]
+        [--no-rl] [--no-sumo-rl]
         [--no-env-speed] [--workspace roadtwin-data] [--out results.md] [--resume]
 """
 
@@ -190,13 +192,16 @@ def _roadtwin_rl(
     duration: float | None,
     resume: bool,
     imitate: int = 0,
+    imitate_coef: float = 0.0,
 ) -> dict[str, Any]:
     from roadtwin.agents.train import TrainConfig, train
     from roadtwin.sim.resco import RESCO_SCENARIOS
 
     per_episode = _steps_per_episode(scenario, duration)
     n_signals = RESCO_SCENARIOS[scenario].signals
-    recipe = {"imitate_episodes": imitate, **IMITATION_TIMINGS} if imitate else {}
+    recipe = (
+        {"imitate_episodes": imitate, "imitate_coef": imitate_coef, **IMITATION_TIMINGS} if imitate else {}
+    )
     defaults = TrainConfig(scenario=scenario, algo=algo, **recipe)  # type: ignore[arg-type]
     # SB3 collects whole rollouts (PPO: n_steps per env step; DQN: train_freq): round the budget *down*
     # to them, so that the run never trains past its episodes (the demonstrations are some of them).
@@ -507,6 +512,13 @@ def _parser() -> argparse.ArgumentParser:
         help="of the episodes, how many are max-pressure demonstrations the policy imitates first "
         "(PPO; 0: RL from scratch with the training defaults)",
     )
+    p.add_argument(
+        "--imitate-coef",
+        type=float,
+        default=1.0,
+        help="weight of the demonstrations' loss during RL, falling linearly to 0 over the budget "
+        "(0: clone once, then RL alone; default 1)",
+    )
     p.add_argument("--sumo-rl", action=argparse.BooleanOptionalAction, default=True, help="sumo-rl's DQN")
     p.add_argument("--env-speed", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--env-speed-repeat", type=int, default=3)
@@ -539,6 +551,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.rl and args.imitate_coef < 0:
+        print(
+            f"resco.py: error: --imitate-coef must be 0 or more, got {args.imitate_coef:g}", file=sys.stderr
+        )
+        return 2
     base = {"seeds": seeds, "duration": args.duration}
     train_params = {**base, "episodes": args.episodes}
 
@@ -560,10 +577,11 @@ def main(argv: list[str] | None = None) -> int:
                 duration=args.duration,
                 resume=args.resume,
                 imitate=imitate,
+                imitate_coef=args.imitate_coef,
             )
             params = {**train_params, "algo": args.rl_algo}
             if imitate:
-                params.update(imitate=imitate, **IMITATION_TIMINGS)
+                params.update(imitate=imitate, imitate_coef=args.imitate_coef, **IMITATION_TIMINGS)
             jobs.append((scenario, rl_label, params, run))
 
     results: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in args.scenarios}
@@ -600,7 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Seeds {seeds}; training budget {args.episodes} episodes per scenario; RoadTwin RL = "
         f"{args.rl_algo if args.rl else 'off'}"
         + (
-            f" ({imitate} of the episodes max-pressure demonstrations, imitated first)"
+            f" ({imitate} of the episodes max-pressure demonstrations, imitated first"
+            f"{f', then with a weight from {args.imitate_coef:g} falling to 0' if args.imitate_coef else ''})"
             if args.rl and imitate
             else ""
         )
