@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from roadtwin.sim.backend import SumoSession
     from roadtwin.sim.env import SignalObserver
-    from roadtwin.sim.signals import SignalMeasures
+    from roadtwin.sim.signals import SignalLayout, SignalMeasures, SignalNetwork
 
 __all__ = [
     "DEMO_SEED_OFFSET",
@@ -100,6 +100,13 @@ class _Recorder(MaxPressure):
         self.obs: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
         self.rewards: list[np.ndarray] = []
+
+    def _new_layout(self, network: SignalNetwork, tls: Sequence[str]) -> SignalLayout:
+        # the environment's neighbours, observed alongside (max-pressure itself does not read them)
+        from roadtwin.sim.signals import SignalLayout
+
+        reach = 0.0 if self.naive else self.options["reach_m"]
+        return SignalLayout(network, tls, reach_m=reach, neighbours=bool(self.env.get("neighbours")))
 
     def start(self, session: SumoSession) -> None:
         from roadtwin.sim.env import SignalObserver

@@ -42,8 +42,16 @@ from roadtwin.agents.base import SignalController, register_controller
 from roadtwin.errors import ConfigError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from roadtwin.sim.backend import SumoSession
-    from roadtwin.sim.signals import SignalActuator, SignalLayout, SignalMeasures, SignalMonitor
+    from roadtwin.sim.signals import (
+        SignalActuator,
+        SignalLayout,
+        SignalMeasures,
+        SignalMonitor,
+        SignalNetwork,
+    )
 
 __all__ = ["MaxPressure", "NaiveMaxPressure"]
 
@@ -139,7 +147,7 @@ class MaxPressure(SignalController):
 
     def start(self, session: SumoSession) -> None:
         """Read the signals, install the switching programs and subscribe the lanes."""
-        from roadtwin.sim.signals import SignalActuator, SignalLayout, SignalMonitor, read_signal_network
+        from roadtwin.sim.signals import SignalActuator, SignalMonitor, read_signal_network
 
         conn = session.conn
         network = read_signal_network(conn)
@@ -148,7 +156,7 @@ class MaxPressure(SignalController):
         if not tls:  # nothing to control: the network's programs run
             return
         opts = self.options
-        self.layout = SignalLayout(network, tls, reach_m=0.0 if self.naive else opts["reach_m"])
+        self.layout = self._new_layout(network, tls)
         self.monitor = SignalMonitor(
             self.layout,
             waiting_time=False,
@@ -169,6 +177,12 @@ class MaxPressure(SignalController):
         self._pending = False
         self._green_log = [(now, s, 0) for s in range(self.layout.n_signals)]
         self._splits = [] if self.naive else self.layout.split_links(max_m=opts["split_m"])
+
+    def _new_layout(self, network: SignalNetwork, tls: Sequence[str]) -> SignalLayout:
+        """The layout of the controlled signals (a subclass may observe more of the network)."""
+        from roadtwin.sim.signals import SignalLayout
+
+        return SignalLayout(network, tls, reach_m=0.0 if self.naive else self.options["reach_m"])
 
     def close(self) -> None:
         """Forget the simulation."""
