@@ -363,10 +363,13 @@ def imitation_callback(
     seed: int = 0,
 ) -> Any:
     """An SB3 callback that keeps the policy near the demonstrations while RL trains it: before each
-    rollout, one pass of behaviour-cloning steps as many as PPO's minibatches per epoch, their loss
-    weighted ``coef`` at the start and falling linearly to 0 at ``budget`` steps (DAPG's decaying
-    demonstration term, Rajeswaran et al. 2018). Without it PPO's first updates, on a critic that has
-    seen only the teacher's returns, can turn a cloned policy into one that gridlocks cologne3."""
+    rollout, one pass of behaviour-cloning steps as many as PPO's minibatches per epoch, weighted
+    ``coef`` at the start and falling linearly to 0 at ``budget`` steps (DAPG's decaying demonstration
+    term, Rajeswaran et al. 2018). Without it PPO's first updates, on a critic that has seen only the
+    teacher's returns, can turn a cloned policy into one that gridlocks cologne3.
+
+    The weight scales the cloning steps' learning rate (``coef x learning_rate``), not their loss: Adam
+    normalises a loss's scale away, so a weighted loss would pull as hard at the end as at the start."""
     import torch
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -384,11 +387,13 @@ def imitation_callback(
             if weight <= 0:
                 return
             policy = self.model.policy
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate * weight
             policy.set_training_mode(True)
             for _ in range(max(1, self.steps_per_rollout // batch_size)):
                 idx = torch.randint(len(actions), (batch_size,), generator=self.gen)
                 _, log_prob, _ = policy.evaluate_actions(obs[idx], actions[idx])
-                _descend(self.optimizer, policy, -weight * log_prob.mean())
+                _descend(self.optimizer, policy, -log_prob.mean())
             policy.set_training_mode(False)
             self.logger.record("imitation/weight", weight)
 

@@ -176,8 +176,9 @@ class TrainConfig(StrictModel):
     imitate_epochs: Annotated[int, Field(ge=1)] = 20
     """Passes over the demonstrations when cloning them."""
     imitate_coef: Annotated[float, Field(ge=0)] = 0.0
-    """Keep imitating while RL trains: the weight of the demonstrations' loss at the start, falling
-    linearly to 0 at the end of the budget (0: clone once, then RL alone)."""
+    """Keep imitating while RL trains: before each rollout, behaviour-cloning steps with a learning rate
+    of this times the RL one at the start, falling linearly to 0 at the end of the budget (0: clone
+    once, then RL alone)."""
     torch_threads: Annotated[int, Field(ge=1)] = 1
     """Torch threads in the learner (the environments use the other cores)."""
     progress: bool = True

@@ -160,3 +160,41 @@ def test_imitation_kept_during_rl_keeps_the_teachers_choices(tmp_path: Path) -> 
         obs, actions = data["obs"].reshape(-1, data["obs"].shape[-1]), data["actions"].reshape(-1)
     chosen, _ = final.predict(obs, deterministic=True)
     assert np.mean(chosen == actions) > 0.6
+
+
+def test_imitation_weight_falls_to_nothing(tmp_path: Path) -> None:
+    """The callback's pull on the policy follows its decaying weight: Adam would cancel a weight put on
+    the loss, so near the end of the budget the cloning steps must barely move the policy."""
+    import gymnasium
+    import torch
+    from gymnasium import spaces
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from roadtwin.agents.imitation import Demonstrations, imitation_callback
+
+    class _Spaces(gymnasium.Env):  # type: ignore[type-arg]
+        observation_space = spaces.Box(0.0, 1.0, shape=(4,), dtype=np.float32)
+        action_space = spaces.Discrete(3)
+
+    rng = np.random.default_rng(0)
+    obs = rng.random((256, 4), dtype=np.float32)
+    demos = Demonstrations(obs=obs, actions=obs[:, :3].argmax(1), returns=np.zeros(256, dtype=np.float32))
+
+    def pull(at: int) -> float:
+        from stable_baselines3.common.logger import configure
+
+        model = PPO("MlpPolicy", DummyVecEnv([_Spaces]), n_steps=64, device="cpu", seed=0)
+        model.set_logger(configure(None, []))
+        callback = imitation_callback(demos, coef=1.0, budget=1000, batch_size=16, learning_rate=3e-4)
+        callback.init_callback(model)
+        callback.on_training_start({}, {})
+        before = torch.nn.utils.parameters_to_vector(model.policy.parameters()).detach().clone()
+        model.num_timesteps = at
+        callback.on_rollout_start()
+        after = torch.nn.utils.parameters_to_vector(model.policy.parameters()).detach()
+        return float((after - before).norm())
+
+    start, late, end = pull(0), pull(990), pull(1000)
+    assert start > 0 and end == 0.0
+    assert late < 0.05 * start  # weight 0.01: a small fraction of the first pull
