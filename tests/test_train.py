@@ -258,16 +258,22 @@ def test_importing_agents_stays_light() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 
-def test_shipped_zone_config_is_valid_and_counts_whole_rollouts() -> None:
-    """The README's zone training command: ``agents/configs/zone_ppo.yaml`` validates, and its budget,
-    checkpoints and evaluations fall on whole PPO rollouts of the zone's 88 signals."""
+@pytest.mark.parametrize("name", ["zone_ppo.yaml", "zone_ppo_imitate.yaml"])
+def test_shipped_zone_config_is_valid_and_counts_whole_rollouts(name: str) -> None:
+    """The README's zone training commands: ``agents/configs/zone_ppo*.yaml`` validate, and their
+    budgets, checkpoints and evaluations fall on whole PPO rollouts of the zone's 88 signals, 30 morning
+    peaks in all (demonstrations included)."""
     from roadtwin.config import read_yaml_mapping
 
-    path = Path(__file__).resolve().parents[1] / "agents" / "configs" / "zone_ppo.yaml"
+    path = Path(__file__).resolve().parents[1] / "agents" / "configs" / name
     config = TrainConfig(**read_yaml_mapping(path))
-    assert config.scenario == "zone" and config.algo == "ppo" and config.max_red == 120
-    assert config.observation == "lanes"  # as the README's zone policies trained
+    assert config.scenario == "zone" and config.algo == "ppo"
+    if config.imitate_episodes:  # max-pressure's own bounds, as the demonstrations
+        assert (config.max_green, config.max_red, config.observation) == (120, 600, "phases")
+    else:  # as the README's first zone policies trained
+        assert config.max_red == 120 and config.observation == "lanes"
     rollout = config.n_steps * 88
     for steps in (config.total_timesteps, config.checkpoint_every, config.eval_every):
         assert steps % rollout == 0
-    assert 29 <= config.total_timesteps / (720 * 88) <= 30  # ~30 morning peaks of 720 decisions
+    peaks = config.total_timesteps / (720 * 88) + config.imitate_episodes
+    assert 29 <= peaks <= 30  # ~30 morning peaks of 720 decisions
