@@ -1,7 +1,8 @@
 """A trained policy as a signal controller (``rl:PATH``).
 
 ``PATH`` is a training run folder from ``roadtwin agents train`` (its ``best/best_model.zip``, else its
-``final_model.zip``, else its last checkpoint) or a model ``.zip`` inside such a folder. The run's
+``final_model.zip``, else its last checkpoint), a model ``.zip`` inside such a folder, or the name of a
+policy shipped with RoadTwin (:data:`SHIPPED_POLICIES`: ``rl:zone``, the zone's morning-peak policy). The run's
 ``config.yaml`` says which signals the policy drives and how (``policy`` section): the controller builds
 the environment's observation on the live run (:class:`~roadtwin.sim.env.SignalObserver`), pads it as
 SuperSuit did in training, asks the policy for every signal's action in one batch and applies them
@@ -27,7 +28,12 @@ if TYPE_CHECKING:
     from roadtwin.sim.backend import SumoSession
     from roadtwin.sim.inputs import SimInputs
 
-__all__ = ["PolicySource", "RLController", "find_policy"]
+__all__ = ["SHIPPED_POLICIES", "PolicySource", "RLController", "find_policy"]
+
+#: Policies shipped in ``agents/policies/``, by name: ``zone`` is one PPO policy for the 88 signals of the
+#: Yizhuang morning peak, trained by ``roadtwin agents train --config agents/configs/zone_ppo_imitate.yaml``
+#: (its run folder: ``config.yaml``, ``best/best_model.zip``, ``train.json``, ``imitation.json``).
+SHIPPED_POLICIES: dict[str, Path] = {"zone": Path(__file__).resolve().parent / "policies" / "zone"}
 
 
 class PolicySource:
@@ -50,7 +56,8 @@ class PolicySource:
 
 
 def find_policy(source: str | os.PathLike[str]) -> PolicySource:
-    """Locate the model and the training config of ``source`` (run folder or model ``.zip``).
+    """Locate the model and the training config of ``source`` (run folder, model ``.zip`` or the name
+    of a shipped policy).
 
     Raises
     ------
@@ -60,6 +67,8 @@ def find_policy(source: str | os.PathLike[str]) -> PolicySource:
     from roadtwin.agents.train import latest_checkpoint, load_run_config
 
     path = Path(source)
+    if not path.exists() and str(source) in SHIPPED_POLICIES:
+        path = SHIPPED_POLICIES[str(source)]
     if path.is_dir():
         run_dir = path
         config = load_run_config(run_dir)

@@ -49,14 +49,14 @@ def test_demo_compares_fixed_time_with_the_best_controller_and_runs_the_twin(tmp
         timeout=600,
     )
     assert out.returncode == 0, out.stderr
-    assert "fixed" in out.stdout and "max-pressure" in out.stdout
+    assert "fixed" in out.stdout and "rl:zone" in out.stdout  # the shipped zone policy, the best
     report = ws / "reports" / "demo.html"
     html = report.read_text()
-    assert "fixed-time against max-pressure" in html
+    assert "fixed-time against rl:zone" in html
     assert html.count("data:image/png;base64,") >= 6  # comparison + two maps + two run plots + forecast
     assert "OpenStreetMap contributors" in html
     runs = sorted(p.name.split("__")[1] for p in (ws / "runs").iterdir())
-    assert runs == ["fixed", "max-pressure"]
+    assert runs == ["fixed", "rl"]
     for run in (ws / "runs").iterdir():
         assert (run / "metrics.json").exists()
     # The twin: the fixed-time run was sensed, its state estimated and forecast into the store.
@@ -97,10 +97,10 @@ def test_demo_switches_guidance_on_as_a_third_run(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     html = (ws / "reports" / "demo.html").read_text()
-    assert "fixed-time against max-pressure and max-pressure+guidance@60%" in html
+    assert "fixed-time against rl:zone and rl:zone+guidance@60%" in html
     runs = {p.name.split("__")[1]: p for p in (ws / "runs").iterdir()}
-    assert set(runs) == {"fixed", "max-pressure", "max-pressure-guidance60"}
-    config = yaml.safe_load((runs["max-pressure-guidance60"] / "config.yaml").read_text())
+    assert set(runs) == {"fixed", "rl", "rl-guidance60"}
+    config = yaml.safe_load((runs["rl-guidance60"] / "config.yaml").read_text())
     assert config["run"]["controller_options"]["routing"]["penetration"] == 0.6
 
 

@@ -133,3 +133,14 @@ def test_bad_sources_are_config_errors(tmp_path: Path, trained: dict[str, Path])
     controller = make_controller(f"rl:{trained['cologne1']}")
     with pytest.raises(ConfigError, match="tls_ids"):
         _run(controller, "cologne3", tmp_path, duration_s=60)
+
+
+def test_the_shipped_zone_policy_resolves_by_name() -> None:
+    """``rl:zone`` is the policy in ``agents/policies/zone`` (the demo's best controller): a training run
+    folder for the zone's 88 signals, under 5 MB, that loads without SUMO."""
+    from roadtwin.agents.rl import SHIPPED_POLICIES, find_policy
+
+    found = find_policy("zone")
+    assert found.run_dir == SHIPPED_POLICIES["zone"]
+    assert found.model_path.name == "best_model.zip" and found.model_path.stat().st_size < 5_000_000
+    assert len(found.spec["tls_ids"]) == 88 and found.spec["shared"] is True
