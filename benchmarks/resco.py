@@ -516,8 +516,8 @@ def _parser() -> argparse.ArgumentParser:
         "--imitate-coef",
         type=float,
         default=1.0,
-        help="weight of the demonstrations' loss during RL, falling linearly to 0 over the budget "
-        "(0: clone once, then RL alone; default 1)",
+        help="keep imitating during RL: cloning steps at this times the RL learning rate, falling "
+        "linearly to 0 over the budget (0: clone once, then RL alone; default 1)",
     )
     p.add_argument("--sumo-rl", action=argparse.BooleanOptionalAction, default=True, help="sumo-rl's DQN")
     p.add_argument("--env-speed", action=argparse.BooleanOptionalAction, default=True)
