@@ -185,7 +185,7 @@ def test_imitation_weight_falls_to_nothing(tmp_path: Path) -> None:
         from stable_baselines3.common.logger import configure
 
         model = PPO("MlpPolicy", DummyVecEnv([_Spaces]), n_steps=64, device="cpu", seed=0)
-        model.set_logger(configure(None, []))
+        model.set_logger(configure(str(tmp_path / f"log{at}"), []))  # None: a folder in /tmp
         callback = imitation_callback(demos, coef=1.0, budget=1000, batch_size=16, learning_rate=3e-4)
         callback.init_callback(model)
         callback.on_training_start({}, {})
