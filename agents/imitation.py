@@ -101,12 +101,11 @@ class _Recorder(MaxPressure):
         self.actions: list[np.ndarray] = []
         self.rewards: list[np.ndarray] = []
 
-    def _new_layout(self, network: SignalNetwork, tls: Sequence[str]) -> SignalLayout:
+    def _new_layout(
+        self, network: SignalNetwork, tls: Sequence[str], *, neighbours: bool = False
+    ) -> SignalLayout:
         # the environment's neighbours, observed alongside (max-pressure itself does not read them)
-        from roadtwin.sim.signals import SignalLayout
-
-        reach = 0.0 if self.naive else self.options["reach_m"]
-        return SignalLayout(network, tls, reach_m=reach, neighbours=bool(self.env.get("neighbours")))
+        return super()._new_layout(network, tls, neighbours=neighbours or bool(self.env.get("neighbours")))
 
     def start(self, session: SumoSession) -> None:
         from roadtwin.sim.env import SignalObserver

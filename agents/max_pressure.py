@@ -178,11 +178,15 @@ class MaxPressure(SignalController):
         self._green_log = [(now, s, 0) for s in range(self.layout.n_signals)]
         self._splits = [] if self.naive else self.layout.split_links(max_m=opts["split_m"])
 
-    def _new_layout(self, network: SignalNetwork, tls: Sequence[str]) -> SignalLayout:
-        """The layout of the controlled signals (a subclass may observe more of the network)."""
+    def _new_layout(
+        self, network: SignalNetwork, tls: Sequence[str], *, neighbours: bool = False
+    ) -> SignalLayout:
+        """The layout of the controlled signals (``neighbours``: also observe theirs, for a subclass that
+        reads more of the network than max-pressure does)."""
         from roadtwin.sim.signals import SignalLayout
 
-        return SignalLayout(network, tls, reach_m=0.0 if self.naive else self.options["reach_m"])
+        reach = 0.0 if self.naive else self.options["reach_m"]
+        return SignalLayout(network, tls, reach_m=reach, neighbours=neighbours)
 
     def close(self) -> None:
         """Forget the simulation."""

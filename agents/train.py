@@ -863,7 +863,7 @@ def train(
                     coef=config.imitate_coef,
                     budget=budget,
                     batch_size=config.batch_size,
-                    learning_rate=config.learning_rate or 3e-4,
+                    learning_rate=float(model.lr_schedule(1.0)),  # the model's own (algo_kwargs win)
                     seed=config.seed,
                 )
             )
