@@ -454,8 +454,8 @@ class RoutingEnv(_EnvBase):  # type: ignore[misc]
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Restart SUMO with a new seed; return the observation at the window's start."""
-        if seed is None and self._seed is not None:
-            seed, self._seed = self._seed, None
+        # The constructor's seed stands for the first reset's; an explicit seed supersedes it for good.
+        seed, self._seed = (self._seed if seed is None else seed), None
         super().reset(seed=seed)
         self.close()
         if self.backend == "libsumo" and toolchain.import_libsumo().simulation.isLoaded():

@@ -14,7 +14,8 @@ A training run folder ``runs/{scenario}__{algo}__{seed}__{timestamp}/`` holds:
 - ``checkpoints/``: ``model_{steps}_steps.zip`` every ``checkpoint_every`` steps (and, for DQN, the
   replay buffer of the latest one);
 - ``tb/``: TensorBoard logs (episode rewards, losses, evaluation rewards);
-- ``best/best_model.zip`` and ``best/best.json``: the best deterministic evaluation so far;
+- ``best/best_model.zip`` and ``best/best.json``: the best deterministic evaluation so far (every
+  evaluation replays the same ``eval_episodes`` SUMO seeds, so evaluations compare policies);
 - ``final_model.zip`` and ``train.json`` (steps, wall time, steps per second) when the budget is spent.
 
 With ``task="routing"`` the environment is :class:`~roadtwin.agents.routing_rl.RoutingEnv` (guidance
@@ -101,7 +102,8 @@ class TrainConfig(StrictModel):
     eval_every: Annotated[int, Field(gt=0)] = 10_000
     """Steps between evaluations of the deterministic policy (rounded up to whole rollouts)."""
     eval_episodes: Annotated[int, Field(ge=1)] = 1
-    """Episodes per evaluation."""
+    """Episodes per evaluation. Every evaluation replays the same SUMO seeds, so the best model is chosen
+    on the policies' merit, not on which evaluation drew the easiest episode."""
     seed: Annotated[int, Field(ge=0)] = 0
     """Seed of the networks' initialisation and of the environments' SUMO seeds."""
     duration_s: Annotated[float | None, Field(gt=0)] = None
@@ -364,7 +366,22 @@ def make_vec_env(spec: EnvSpec, *, n_envs: int, seed: int, subprocess: bool) -> 
         else:
             vec = ConcatVecEnv(fns, obs_space, act_space)
         vec.render_mode = None  # SuperSuit's SB3 wrapper reads it (GOTCHAS.md)
-        venv = SB3VecEnvWrapper(vec)
+
+        class _Seedable(SB3VecEnvWrapper):  # type: ignore[misc]
+            """SuperSuit's SB3 wrapper, with SB3's ``seed()``: the next reset passes the seed down."""
+
+            _next_seed: int | None = None
+
+            def seed(self, seed: int | None = None) -> list[int | None]:
+                self._next_seed = seed
+                return [None if seed is None else seed + i for i in range(self.num_envs)]
+
+            def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+                seed, self._next_seed = (self._next_seed if seed is None else seed), None
+                obs, self.reset_infos = self.venv.reset(seed=seed, options=options)
+                return obs
+
+        venv = _Seedable(vec)
     with warnings.catch_warnings():
         # SuperSuit's process pool answers no get_attr("render_mode"); SB3 then assumes None, as meant.
         warnings.filterwarnings("ignore", message="The `render_mode` attribute is not defined")
@@ -603,8 +620,23 @@ def _callbacks(
             )
             return True
 
-    evaluator = EvalCallback(
+    class ReplayedEval(EvalCallback):  # type: ignore[misc]
+        """SB3's EvalCallback on the same episodes every time (common random numbers): each evaluation
+        reseeds the evaluation environment with ``seed``, so two policies are compared on identical SUMO
+        seeds, not on whichever demand draw each evaluation happened to get."""
+
+        def __init__(self, *args: Any, seed: int, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.replay_seed = seed
+
+        def _on_step(self) -> bool:
+            if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+                self.eval_env.seed(self.replay_seed)
+            return bool(super()._on_step())
+
+    evaluator = ReplayedEval(
         eval_env,
+        seed=config.seed + EVAL_SEED_OFFSET,
         callback_on_new_best=SaveBest(),
         n_eval_episodes=config.eval_episodes * n_agents,
         eval_freq=every(config.eval_every),

@@ -758,8 +758,8 @@ class TrafficSignalEnv(gymnasium.Env[np.ndarray, np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Restart SUMO with a new seed and return the first observation."""
-        if seed is None and self._seed is not None:
-            seed, self._seed = self._seed, None
+        # The constructor's seed stands for the first reset's; an explicit seed supersedes it for good.
+        seed, self._seed = (self._seed if seed is None else seed), None
         super().reset(seed=seed)
         obs, infos = self._core.start(_sumo_seed(self.np_random))
         return obs[0], infos[0]
@@ -889,8 +889,8 @@ class TrafficSignalParallelEnv(ParallelEnv[str, np.ndarray, np.int64]):
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
         """Restart SUMO with a new seed; every agent is alive again."""
-        if seed is None and self._seed is not None:
-            seed, self._seed = self._seed, None
+        # The constructor's seed stands for the first reset's; an explicit seed supersedes it for good.
+        seed, self._seed = (self._seed if seed is None else seed), None
         if seed is not None or self._np_random is None:
             self._np_random, _ = seeding.np_random(seed)
         obs, infos = self._core.start(_sumo_seed(self._np_random))

@@ -376,6 +376,22 @@ def test_each_reset_draws_a_new_sumo_seed(grid: dict[str, Any]) -> None:
     assert first != second and first == again
 
 
+def test_an_explicit_seed_supersedes_the_constructors(grid: dict[str, Any]) -> None:
+    # reset(seed=7) then reset() replays what a fresh env reset with 7 twice plays: the constructor's
+    # seed (4) must not come back on the second reset (it did: every evaluation's second episode
+    # replayed the constructor's first).
+    seeds = []
+    for first in (None, 7):
+        env = TrafficSignalEnv(**grid, tls_id="B1", seed=4 if first is not None else 7)
+        try:
+            env.reset(seed=first)
+            env.reset()
+            seeds.append(env.session.conn.simulation.getOption("seed"))  # type: ignore[union-attr]
+        finally:
+            env.close()
+    assert seeds[0] == seeds[1]
+
+
 def test_timing_plans_set_green_durations(grid: dict[str, Any], tmp_path: Path) -> None:
     add, log = _switch_log(tmp_path, "B1")
     env = TrafficSignalEnv(

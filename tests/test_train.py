@@ -116,6 +116,34 @@ def test_training_run_folder_is_complete(tmp_path: Path, algo: str) -> None:
     assert not list(run.rglob("*.tmp-*"))  # everything renamed when whole
 
 
+def _eval_rewards(run: Path) -> list[tuple[int, float]]:
+    """``(step, eval/mean_reward)`` of every evaluation, from the run's TensorBoard logs."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
+
+    out = []
+    for path in sorted((run / "tb").glob("events.out.tfevents.*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.tag == "eval/mean_reward":
+                    out.append((int(event.step), float(tensor_util.make_ndarray(value.tensor).item())))
+    return sorted(out)
+
+
+@pytest.mark.parametrize("scenario", ["cologne1", "cologne3"])
+def test_every_evaluation_replays_the_same_episodes(tmp_path: Path, scenario: str) -> None:
+    # A policy that does not learn (learning rate 1e-12) scores the same in every evaluation only if
+    # each one replays the same SUMO seeds (otherwise the best model is whichever drew the easiest).
+    config = TrainConfig(
+        scenario=scenario, total_timesteps=96 if scenario == "cologne1" else 288, n_steps=32, batch_size=32,
+        learning_rate=1e-12, eval_episodes=2, **{**TINY, "eval_every": 32 if scenario == "cologne1" else 96},
+    )  # fmt: skip
+    run = train(config, workspace=Workspace.at(tmp_path))
+    rewards = _eval_rewards(run)
+    assert len(rewards) == 3, rewards
+    assert len({r for _, r in rewards}) == 1, rewards
+
+
 def test_shared_policy_on_three_signals_in_two_processes(tmp_path: Path) -> None:
     before = _descendants(os.getpid())
     config = TrainConfig(
