@@ -6,8 +6,10 @@ lanes of 科创五街 blocked 07:30-08:15), side by side in one run over several
 - routing: ``none`` (fixed routes), ``rerouting`` (SUMO's rerouting device), ``guidance`` (RoadTwin's
   forecast-aware guidance) and, with ``--rl RUN``, ``rl-routing:RUN`` (the RL agent at the diversion points);
 - connected-vehicle penetration 10, 30 and 60 % (``none`` is the 0 % row);
-- signals: ``fixed`` (the zone's own programs) and ``max-pressure`` (the zone's best signal controller in
-  issue 4's evaluation), so the table shows routing with the best signal controller on and off.
+- signals: ``fixed`` (the zone's own programs) and ``rl:zone`` (the zone's best signal controller in
+  issue 4's evaluation: the shipped policy, which imitated max-pressure and beats it on the peak), so the
+  table shows routing with the best signal controller on and off (``--signals`` takes any controller
+  spec, e.g. ``fixed,max-pressure,rl:zone``).
 
 A reference row per signal controller, ``none`` on the same scenario with its incidents cleared, shows
 what the incident costs, which is the most routing can win back by steering around it.
@@ -22,7 +24,7 @@ flight. Runs go to ``--workers`` processes (libsumo: one simulation per process)
 Goal (issue 8, binding; reported met / not met, never changed): forecast-aware guidance at least 15 % lower
 mean travel time than no guidance under the incident, and lower than SUMO's rerouting device.
 
-    python benchmarks/routing.py [--seeds 3] [--penetrations 0.1,0.3,0.6] [--signals fixed,max-pressure]
+    python benchmarks/routing.py [--seeds 3] [--penetrations 0.1,0.3,0.6] [--signals fixed,rl:zone]
         [--routing rerouting,guidance] [--rl RUN] [--scenario yizhuang_incident] [--workers 2]
         [--workspace roadtwin-data] [--out DIR] [--resume] [--no-reference]
 """
@@ -42,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 SCENARIO = "yizhuang_incident"
-SIGNALS = ("fixed", "max-pressure")
+SIGNALS = ("fixed", "rl:zone")
 ROUTING = ("rerouting", "guidance")
 PENETRATIONS = (0.1, 0.3, 0.6)
 GOAL = 0.15

@@ -30,12 +30,15 @@ __all__ = [
     "ROUTING_CHOICES",
     "WEATHER_CHOICES",
     "WhatIfRequest",
+    "available_controllers",
     "cancel_job",
+    "default_controller",
     "job_status",
     "start_job",
 ]
 
-CONTROLLER_CHOICES = ("fixed", "actuated", "webster", "max-pressure")
+#: Signal controllers a what-if may run; ``rl:zone`` is the policy shipped for the zone (the rl extra).
+CONTROLLER_CHOICES = ("fixed", "actuated", "webster", "max-pressure", "rl:zone")
 WEATHER_CHOICES = ("clear", "rain", "snow", "fog")
 ROUTING_CHOICES = ("none", "rerouting", "guidance")
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -49,7 +52,8 @@ class WhatIfRequest:
     Attributes
     ----------
     controller
-        A signal controller name (:data:`CONTROLLER_CHOICES`).
+        A signal controller name (:data:`CONTROLLER_CHOICES`; the page offers
+        :func:`available_controllers` and starts on :func:`default_controller`).
     weather
         A weather condition (:data:`WEATHER_CHOICES`).
     av_share
@@ -85,6 +89,20 @@ class WhatIfRequest:
         return WhatIfRequest(begin=self.begin, minutes=self.minutes, seed=self.seed, controller="fixed")
 
 
+def available_controllers() -> tuple[str, ...]:
+    """:data:`CONTROLLER_CHOICES` that run in this installation: ``rl:zone`` needs the rl extra
+    (stable-baselines3), which is looked up here, not imported (the job process loads it)."""
+    from importlib.util import find_spec
+
+    rl = find_spec("stable_baselines3") is not None
+    return tuple(c for c in CONTROLLER_CHOICES if rl or not c.startswith("rl:"))
+
+
+def default_controller() -> str:
+    """The zone's best signal controller that runs here: the shipped policy, else max-pressure."""
+    return "rl:zone" if "rl:zone" in available_controllers() else "max-pressure"
+
+
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
@@ -103,8 +121,11 @@ def _job_dir(workspace: Path, job_id: str) -> Path | None:
 
 def start_job(*, workspace: Path, request: WhatIfRequest) -> str:
     """Start a what-if job in a background process and return its id."""
-    if request.controller not in CONTROLLER_CHOICES:
-        raise ValueError(f"unknown controller {request.controller!r}")
+    if request.controller not in available_controllers():
+        raise ValueError(
+            f"unknown controller {request.controller!r}"
+            + (" (rl:zone needs the rl extra)" if request.controller in CONTROLLER_CHOICES else "")
+        )
     if request.weather not in WEATHER_CHOICES:
         raise ValueError(f"unknown weather {request.weather!r}")
     job_id = uuid.uuid4().hex[:12]

@@ -288,6 +288,16 @@ def test_an_empty_workspace_explains_every_page(tmp_path: Path) -> None:
         assert name == "whatif" or "empty-state" in text, name
 
 
+def test_whatif_offers_the_zones_shipped_policy(tmp_path: Path) -> None:
+    from roadtwin.dashboards import whatif
+
+    assert whatif.available_controllers() == whatif.CONTROLLER_CHOICES  # the rl extra is installed here
+    assert whatif.default_controller() == "rl:zone"
+    with pytest.raises(ValueError, match="unknown controller 'rl:other'"):
+        whatif.start_job(workspace=tmp_path, request=whatif.WhatIfRequest(controller="rl:other"))
+    assert not (tmp_path / "whatif").exists()  # nothing started
+
+
 def test_a_whatif_job_can_be_cancelled(workspace: Path) -> None:
     import time
 
@@ -399,7 +409,8 @@ def test_a_whatif_run_completes_and_shows_its_result(server: str, tab: _Page) ->
     # The what-if ran with guidance for the connected vehicles (the slider's default 30 %).
     result = page.inner_text("#wi-result")
     assert "forecast-aware guidance for 30 % of vehicles" in result
-    assert "max-pressure-guidance30__" in result  # the run's id: its controller had guidance
+    # The run's id: the page's default controller, the shipped policy (the zone's best), had guidance.
+    assert "rl-guidance30__" in result
     page.wait_for_selector("#wi-result .js-plotly-plot", timeout=10_000)
     tab.shot("whatif-result")
     assert tab.errors == []

@@ -8,11 +8,12 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from roadtwin.dashboards.pages._common import empty_state, labelled, page, table
 from roadtwin.dashboards.whatif import (
-    CONTROLLER_CHOICES,
     ROUTING_CHOICES,
     WEATHER_CHOICES,
     WhatIfRequest,
+    available_controllers,
     cancel_job,
+    default_controller,
     job_status,
     start_job,
 )
@@ -32,6 +33,8 @@ _INTRO = (
     "window of the morning peak runs in the background and is compared with the baseline (fixed-time "
     "signals, clear weather, no incident, no guidance)."
 )
+#: How the controller dropdown names a controller (others by their spec).
+_CONTROLLER_LABELS = {"rl:zone": "rl:zone (the trained policy shipped for the zone: its best)"}
 #: The windows a what-if run may simulate (minutes from 07:45).
 _WINDOWS_MIN = (5, 15, 30)
 _SHOWN = (
@@ -92,7 +95,14 @@ def layout(data: WorkspaceData) -> html.Div:
             [
                 labelled(
                     "Controller",
-                    _choice("wi-controller", list(CONTROLLER_CHOICES), value="max-pressure"),
+                    _choice(
+                        "wi-controller",
+                        [
+                            {"label": _CONTROLLER_LABELS.get(c, c), "value": c}
+                            for c in available_controllers()
+                        ],
+                        value=default_controller(),
+                    ),
                     class_name="field",
                 ),
                 labelled(
@@ -180,7 +190,7 @@ def register(app: dash.Dash, data: WorkspaceData) -> None:
     ) -> tuple[Any, ...]:
         valid_incidents = {o["value"] for o in _incident_options(data)}
         if (
-            controller not in CONTROLLER_CHOICES
+            controller not in available_controllers()
             or weather not in WEATHER_CHOICES
             or incident not in valid_incidents
             or minutes not in _WINDOWS_MIN
