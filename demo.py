@@ -183,20 +183,6 @@ def _controller(job: str, *, seed: int) -> Any:
     return CombinedControl(make_controller(name), router)
 
 
-def _check_controller(spec: str) -> None:
-    """Fail on a bad controller spec before anything runs, without loading a policy in this process: the
-    runs are forked from it, and a child forked from a process that has run torch hangs."""
-    from roadtwin.agents import make_controller
-
-    name, _, source = spec.partition(":")
-    if name == "rl" and source:
-        from roadtwin.agents.rl import find_policy
-
-        find_policy(source)
-    else:
-        make_controller(spec)
-
-
 def _sense_one(run_dir: str, q: Any) -> dict[str, Any]:
     """Child process: the sensor feeds of a run (its own libsumo); progress goes to ``q``."""
     from roadtwin.twin.sensors import sense
@@ -286,6 +272,7 @@ def run_demo(opts: DemoOptions) -> Path:
     from rich.console import Console
     from rich.table import Table
 
+    from roadtwin.agents import check_controller
     from roadtwin.maps import network_for, summarize_network
     from roadtwin.report import Report
     from roadtwin.sim.scenario import builtin_scenario, load_scenario
@@ -294,7 +281,9 @@ def run_demo(opts: DemoOptions) -> Path:
     console = Console()
     ws = Workspace.at(opts.workspace)
     t0 = time.perf_counter()
-    _check_controller(opts.controller)  # a bad name fails here, before anything runs
+    # A bad name fails here, before anything runs; no policy loads in this process (the runs fork from
+    # it, and a child forked from a process that has run torch hangs).
+    check_controller(opts.controller)
     if opts.routing != "none":
         from roadtwin.agents.routing import make_router
 

@@ -10,6 +10,7 @@ from roadtwin.agents.actuated import Actuated, write_actuated_programs
 from roadtwin.agents.base import (
     CONTROLLERS,
     SignalController,
+    check_controller,
     controller_names,
     make_controller,
     register_controller,
@@ -40,6 +41,7 @@ __all__ = [
     "ResolvedScenario",
     "SignalController",
     "Webster",
+    "check_controller",
     "controller_names",
     "evaluate",
     "make_controller",

@@ -20,6 +20,7 @@ __all__ = [
     "CONTROLLERS",
     "Controller",
     "SignalController",
+    "check_controller",
     "controller_names",
     "make_controller",
     "register_controller",
@@ -83,6 +84,13 @@ class SignalController(Controller):
 
     name: ClassVar[str] = ""
 
+    @classmethod
+    def check(cls, **options: Any) -> None:
+        """Raise what building the controller with ``options`` would raise, without keeping it. By
+        default it is built and dropped; a controller whose construction loads something heavy (a
+        policy: torch) overrides this with a light check."""
+        cls(**options)
+
 
 def register_controller(cls: C) -> C:
     """Class decorator: register a controller under its ``name``."""
@@ -121,11 +129,7 @@ def short_spec(spec: str) -> str:
     return f"{name}:{'/'.join(parts[-keep:])}"
 
 
-def make_controller(spec: str, **options: Any) -> SignalController:
-    """Build a controller from its spec: ``NAME`` or ``NAME:ARG`` (e.g. ``rl:runs/my-training``).
-
-    The part after ``:`` is passed as the ``source`` option (a policy file or training run folder).
-    """
+def _resolve(spec: str, options: dict[str, Any]) -> tuple[type[SignalController], dict[str, Any]]:
     _load_builtin()
     name, _, arg = spec.partition(":")
     cls = CONTROLLERS.get(name)
@@ -133,6 +137,20 @@ def make_controller(spec: str, **options: Any) -> SignalController:
         raise ConfigError(
             path=None, field="controller", expected=f"one of {', '.join(sorted(CONTROLLERS))}", got=spec
         )
-    if arg:
-        options["source"] = arg
+    return cls, {**options, "source": arg} if arg else options
+
+
+def make_controller(spec: str, **options: Any) -> SignalController:
+    """Build a controller from its spec: ``NAME`` or ``NAME:ARG`` (e.g. ``rl:runs/my-training``).
+
+    The part after ``:`` is passed as the ``source`` option (a policy file or training run folder).
+    """
+    cls, options = _resolve(spec, options)
     return cls(**options)
+
+
+def check_controller(spec: str, **options: Any) -> None:
+    """Raise what :func:`make_controller` would raise for ``spec``, without loading a policy (for a
+    process that forks workers afterwards: a child forked from a process that has run torch hangs)."""
+    cls, options = _resolve(spec, options)
+    cls.check(**options)

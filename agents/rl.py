@@ -119,6 +119,11 @@ class RLController(SignalController):
 
     name: ClassVar[str] = "rl"
 
+    @classmethod
+    def check(cls, *, source: str | os.PathLike[str], deterministic: bool = True) -> None:
+        """Find the policy and its training config without loading the model (no torch)."""
+        find_policy(source)
+
     def __init__(self, *, source: str | os.PathLike[str], deterministic: bool = True) -> None:
         super().__init__(source=str(source), deterministic=bool(deterministic))
         self.policy = find_policy(source)

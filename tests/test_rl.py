@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -144,3 +146,24 @@ def test_the_shipped_zone_policy_resolves_by_name() -> None:
     assert found.run_dir == SHIPPED_POLICIES["zone"]
     assert found.model_path.name == "best_model.zip" and found.model_path.stat().st_size < 5_000_000
     assert len(found.spec["tls_ids"]) == 88 and found.spec["shared"] is True
+
+
+def test_check_controller_finds_errors_without_loading_a_policy(tmp_path: Path) -> None:
+    from roadtwin.agents import check_controller
+
+    with pytest.raises(ConfigError, match="training run folder"):
+        check_controller(f"rl:{tmp_path / 'nowhere'}")
+    with pytest.raises(ConfigError, match="one of"):
+        check_controller("no-such-controller")
+    with pytest.raises(ConfigError, match="spillback_occupancy"):
+        check_controller("max-pressure", spillback_occupancy=2.0)
+    # The shipped policy checks out, and neither torch nor stable-baselines3 is loaded by it (a process
+    # that forks its runs afterwards must not have run torch).
+    code = (
+        "import sys; from roadtwin.agents import check_controller; check_controller('rl:zone'); "
+        "print(sorted(m for m in ('torch', 'stable_baselines3') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.strip() == "[]", out.stderr
