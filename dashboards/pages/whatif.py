@@ -33,8 +33,9 @@ _INTRO = (
     "window of the morning peak runs in the background and is compared with the baseline (fixed-time "
     "signals, clear weather, no incident, no guidance)."
 )
-#: How the controller dropdown names a controller (others by their spec).
-_CONTROLLER_LABELS = {"rl:zone": "rl:zone (the trained policy shipped for the zone: its best)"}
+#: How the controller dropdown names a controller (others by their spec): rl:zone is the trained policy
+#: shipped for the zone, its best controller on the morning peak.
+_CONTROLLER_LABELS = {"rl:zone": "rl:zone (best)"}
 #: The windows a what-if run may simulate (minutes from 07:45).
 _WINDOWS_MIN = (5, 15, 30)
 _SHOWN = (
