@@ -137,7 +137,7 @@ def _resolve(spec: str, options: dict[str, Any]) -> tuple[type[SignalController]
         raise ConfigError(
             path=None, field="controller", expected=f"one of {', '.join(sorted(CONTROLLERS))}", got=spec
         )
-    return cls, {**options, "source": arg} if arg else options
+    return cls, ({**options, "source": arg} if arg else options)
 
 
 def make_controller(spec: str, **options: Any) -> SignalController:
