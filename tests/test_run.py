@@ -128,9 +128,10 @@ def test_interrupted_run_leaves_no_sumo_behind(tmp_path: Path, workspace: Worksp
         while any(_alive(k) for k in kids) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(_alive(k) for k in kids), "a sumo process outlived the run"
-        assert proc.returncode != 0
+        # (seen once, on a loaded machine: exit 0 after ctrl-c; stderr kept to tell why next time)
+        assert proc.returncode != 0, err[-3000:]
         if sig != signal.SIGKILL:
-            assert proc.returncode == 130
+            assert proc.returncode == 130, err[-3000:]
             assert err.strip().splitlines()[-1] == "roadtwin: interrupted"
             assert "Traceback" not in err
             (run_dir,) = list((ws / "runs").iterdir())
