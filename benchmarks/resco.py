@@ -11,7 +11,8 @@ On cologne1/3/8 and ingolstadt1/7/21 (RESCO's windows, 10 s decisions, 3 s yello
   10) are max-pressure demonstrations the policy imitates before RL takes the rest
   (:mod:`roadtwin.agents.imitation`; the environment then keeps max-pressure's own bounds,
   :data:`IMITATION_TIMINGS`) and, with ``--imitate-coef`` (default 1), keeps imitating them with a weight
-  falling to 0 over the budget; ``--imitate 0`` trains from scratch with the training defaults;
+  falling to 0 over the budget; ``--imitate 0`` trains from scratch with the training defaults; the
+  model kept is the best of evaluations that replay the same ``--eval-episodes`` SUMO seeds each time;
 - **sumo-rl's DQN** (a benchmark-only extra): SB3 DQN on ``sumo_rl.SumoEnvironment`` (its own
   observation and ``diff-waiting-time`` reward, RESCO's 10 s / 3 s timings, libsumo through
   ``LIBSUMO_AS_TRACI=1`` set in its own subprocess only), the same number of env steps and the same DQN
@@ -36,7 +37,7 @@ blocked at insertion, within 100 training episodes per scenario; env throughput 
 
     python benchmarks/resco.py [--scenarios cologne1 ...] [--seeds 3] [--episodes 100]
         [--controllers fixed,webster,actuated,max-pressure] [--rl-algo ppo] [--imitate 10] [--imitate-coef 1]
-        [--no-rl] [--no-sumo-rl]
+        [--eval-episodes 1] [--no-rl] [--no-sumo-rl]
         [--no-env-speed] [--workspace roadtwin-data] [--out results.md] [--resume]
 """
 
@@ -193,6 +194,7 @@ def _roadtwin_rl(
     resume: bool,
     imitate: int = 0,
     imitate_coef: float = 0.0,
+    eval_episodes: int = 1,
 ) -> dict[str, Any]:
     from roadtwin.agents.train import TrainConfig, train
     from roadtwin.sim.resco import RESCO_SCENARIOS
@@ -212,6 +214,7 @@ def _roadtwin_rl(
         update={
             "total_timesteps": steps,
             "eval_every": every,
+            "eval_episodes": eval_episodes,
             "checkpoint_every": max(per_episode * n_signals, every // 2),
             "duration_s": duration,
             "progress": False,
@@ -519,6 +522,13 @@ def _parser() -> argparse.ArgumentParser:
         help="keep imitating during RL: cloning steps at this times the RL learning rate, falling "
         "linearly to 0 over the budget (0: clone once, then RL alone; default 1)",
     )
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=1,
+        help="episodes per evaluation of RoadTwin's RL while it trains (the same SUMO seeds each time; "
+        "the best one is kept): more rank policies by lock risk where one episode cannot (default 1)",
+    )
     p.add_argument("--sumo-rl", action=argparse.BooleanOptionalAction, default=True, help="sumo-rl's DQN")
     p.add_argument("--env-speed", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--env-speed-repeat", type=int, default=3)
@@ -556,6 +566,11 @@ def main(argv: list[str] | None = None) -> int:
             f"resco.py: error: --imitate-coef must be 0 or more, got {args.imitate_coef:g}", file=sys.stderr
         )
         return 2
+    if args.rl and args.eval_episodes < 1:
+        print(
+            f"resco.py: error: --eval-episodes must be 1 or more, got {args.eval_episodes}", file=sys.stderr
+        )
+        return 2
     base = {"seeds": seeds, "duration": args.duration}
     train_params = {**base, "episodes": args.episodes}
 
@@ -578,8 +593,11 @@ def main(argv: list[str] | None = None) -> int:
                 resume=args.resume,
                 imitate=imitate,
                 imitate_coef=args.imitate_coef,
+                eval_episodes=args.eval_episodes,
             )
             params = {**train_params, "algo": args.rl_algo}
+            if args.eval_episodes != 1:  # cells of the default keep their cache key
+                params["eval_episodes"] = args.eval_episodes
             if imitate:
                 params.update(imitate=imitate, imitate_coef=args.imitate_coef, **IMITATION_TIMINGS)
             jobs.append((scenario, rl_label, params, run))

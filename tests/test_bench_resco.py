@@ -82,10 +82,10 @@ def test_goals_say_by_how_much(load_benchmark):
     assert "ingolstadt21: env steps/s 1.50x sumo-rl's (goal >= 2x): not met by 0.50x" in text
 
 
-@pytest.mark.parametrize("argv", [["--imitate", "100"], ["--imitate-coef", "-1"]])
-def test_bad_imitation_options_exit_2(load_benchmark, tmp_path, capsys, argv):
+@pytest.mark.parametrize("argv", [["--imitate", "100"], ["--imitate-coef", "-1"], ["--eval-episodes", "0"]])
+def test_bad_rl_options_exit_2(load_benchmark, tmp_path, capsys, argv):
     bench = load_benchmark("resco")
     assert bench.main([*argv, "--workspace", str(tmp_path / "ws"), "--out", str(tmp_path / "r.md")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("resco.py: error: --imitate") and len(err.splitlines()) == 1
+    assert err.startswith(f"resco.py: error: {argv[0]} must") and len(err.splitlines()) == 1
     assert not (tmp_path / "r.md").exists()
