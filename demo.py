@@ -21,6 +21,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import Field
 
+from roadtwin.agents.rl import BEST_ZONE_CONTROLLER
 from roadtwin.config import StrictModel, load_options
 from roadtwin.sim.backend import DEFAULT_BACKEND, Backend
 
@@ -31,9 +32,6 @@ ATTRIBUTION = (
     "BUPT-ANTlab REG-TSC's new_yizhuang network. Simulation: Eclipse SUMO."
 )
 
-#: The controller with the lowest delay on the zone's morning peak in the zone evaluation (README): the
-#: shipped RL policy (``roadtwin.agents.rl.SHIPPED_POLICIES``), 79.4 s against max-pressure's 93.4 s.
-BEST_ZONE_CONTROLLER = "rl:zone"
 
 #: Metrics shown side by side in the demo's table and report.
 SHOWN = (

@@ -28,12 +28,16 @@ if TYPE_CHECKING:
     from roadtwin.sim.backend import SumoSession
     from roadtwin.sim.inputs import SimInputs
 
-__all__ = ["SHIPPED_POLICIES", "PolicySource", "RLController", "find_policy"]
+__all__ = ["BEST_ZONE_CONTROLLER", "SHIPPED_POLICIES", "PolicySource", "RLController", "find_policy"]
 
 #: Policies shipped in ``agents/policies/``, by name: ``zone`` is one PPO policy for the 88 signals of the
 #: Yizhuang morning peak, trained by ``roadtwin agents train --config agents/configs/zone_ppo_imitate.yaml``
 #: (its run folder: ``config.yaml``, ``best/best_model.zip``, ``train.json``, ``imitation.json``).
 SHIPPED_POLICIES: dict[str, Path] = {"zone": Path(__file__).resolve().parent / "policies" / "zone"}
+
+#: The controller with the lowest delay on the zone's morning peak in the zone evaluation (README): the
+#: shipped policy, 79.4 s against max-pressure's 93.4 s (the demo's and the What-if page's default).
+BEST_ZONE_CONTROLLER = "rl:zone"
 
 
 class PolicySource:

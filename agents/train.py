@@ -330,8 +330,11 @@ def _markov_env(spec: EnvSpec, seed: int) -> Any:
     return ss.pettingzoo_env_to_vec_env_v1(env)
 
 
-def make_vec_env(spec: EnvSpec, *, n_envs: int, seed: int, subprocess: bool) -> VecEnv:
+def make_vec_env(spec: EnvSpec, *, n_envs: int, seed: int, subprocess: bool, replay: bool = False) -> VecEnv:
     """``n_envs`` environments (each signal one entry when shared), seeded ``seed``, ``seed + 1`` ...
+
+    With ``replay`` every ``reset()`` restarts the same SUMO seeds (:func:`_replaying`): the evaluation
+    environment, so that every evaluation replays the same episodes.
 
     With ``subprocess`` every environment runs in a worker process of its own (libsumo: one simulation
     per process); otherwise they run in this process (then ``n_envs`` must be 1 with libsumo).
@@ -385,7 +388,24 @@ def make_vec_env(spec: EnvSpec, *, n_envs: int, seed: int, subprocess: bool) -> 
     with warnings.catch_warnings():
         # SuperSuit's process pool answers no get_attr("render_mode"); SB3 then assumes None, as meant.
         warnings.filterwarnings("ignore", message="The `render_mode` attribute is not defined")
-        return VecMonitor(venv)
+        return VecMonitor(_replaying(venv, seed=seed) if replay else venv)
+
+
+def _replaying(venv: VecEnv, *, seed: int) -> VecEnv:
+    """``venv`` restarting the same SUMO seeds at every ``reset()``: the evaluation callback resets it at
+    the start of each evaluation, so every evaluation replays the same episodes (common random numbers)
+    and the best model is chosen on the policies, not on which evaluation drew the easiest episode."""
+    from stable_baselines3.common.vec_env import VecEnvWrapper
+
+    class Replaying(VecEnvWrapper):  # type: ignore[misc]
+        def reset(self) -> Any:
+            self.venv.seed(seed)
+            return self.venv.reset()
+
+        def step_wait(self) -> Any:
+            return self.venv.step_wait()
+
+    return Replaying(venv)
 
 
 # --- scenario -> environment kwargs ----------------------------------------------------------------------
@@ -620,23 +640,8 @@ def _callbacks(
             )
             return True
 
-    class ReplayedEval(EvalCallback):  # type: ignore[misc]
-        """SB3's EvalCallback on the same episodes every time (common random numbers): each evaluation
-        reseeds the evaluation environment with ``seed``, so two policies are compared on identical SUMO
-        seeds, not on whichever demand draw each evaluation happened to get."""
-
-        def __init__(self, *args: Any, seed: int, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self.replay_seed = seed
-
-        def _on_step(self) -> bool:
-            if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
-                self.eval_env.seed(self.replay_seed)
-            return bool(super()._on_step())
-
-    evaluator = ReplayedEval(
+    evaluator = EvalCallback(
         eval_env,
-        seed=config.seed + EVAL_SEED_OFFSET,
         callback_on_new_best=SaveBest(),
         n_eval_episodes=config.eval_episodes * n_agents,
         eval_freq=every(config.eval_every),
@@ -865,7 +870,9 @@ def train(
     env = eval_env = None
     try:
         env = make_vec_env(spec, n_envs=config.n_envs, seed=env_seed, subprocess=config.n_envs > 1)
-        eval_env = make_vec_env(spec, n_envs=1, seed=config.seed + EVAL_SEED_OFFSET, subprocess=True)
+        eval_env = make_vec_env(
+            spec, n_envs=1, seed=config.seed + EVAL_SEED_OFFSET, subprocess=True, replay=True
+        )
         if checkpoint is not None:
             model = _load_model(config, checkpoint[0], env, run_dir, checkpoint[1])
         else:

@@ -540,6 +540,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _rl_option_problem(args: argparse.Namespace, imitate: int) -> str | None:
+    """What is wrong with the RL options (one line), or None."""
+    if not 0 <= imitate < args.episodes:
+        return f"--imitate must be within 0 .. {args.episodes - 1}, got {imitate}"
+    if args.imitate_coef < 0:
+        return f"--imitate-coef must be 0 or more, got {args.imitate_coef:g}"
+    if args.eval_episodes < 1:
+        return f"--eval-episodes must be 1 or more, got {args.eval_episodes}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.sumo_rl_worker:
@@ -555,21 +566,9 @@ def main(argv: list[str] | None = None) -> int:
     classic = [c.strip() for c in args.controllers.split(",") if c.strip()]
     rl_label = f"RoadTwin RL ({args.rl_algo})" if args.rl else None
     imitate = args.imitate if args.rl_algo == "ppo" else 0
-    if args.rl and not 0 <= imitate < args.episodes:
-        print(
-            f"resco.py: error: --imitate must be within 0 .. {args.episodes - 1}, got {imitate}",
-            file=sys.stderr,
-        )
-        return 2
-    if args.rl and args.imitate_coef < 0:
-        print(
-            f"resco.py: error: --imitate-coef must be 0 or more, got {args.imitate_coef:g}", file=sys.stderr
-        )
-        return 2
-    if args.rl and args.eval_episodes < 1:
-        print(
-            f"resco.py: error: --eval-episodes must be 1 or more, got {args.eval_episodes}", file=sys.stderr
-        )
+    problem = _rl_option_problem(args, imitate) if args.rl else None
+    if problem:
+        print(f"resco.py: error: {problem}", file=sys.stderr)
         return 2
     base = {"seeds": seeds, "duration": args.duration}
     train_params = {**base, "episodes": args.episodes}

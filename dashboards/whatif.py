@@ -11,6 +11,7 @@ no incident and the scenario's own AV share; it is run once per window and reuse
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from roadtwin._io import read_json
+from roadtwin.agents.rl import BEST_ZONE_CONTROLLER
 
 __all__ = [
     "CONTROLLER_CHOICES",
@@ -37,8 +39,9 @@ __all__ = [
     "start_job",
 ]
 
-#: Signal controllers a what-if may run; ``rl:zone`` is the policy shipped for the zone (the rl extra).
-CONTROLLER_CHOICES = ("fixed", "actuated", "webster", "max-pressure", "rl:zone")
+#: Signal controllers a what-if may run; the last, the zone's best, is the policy shipped for the zone
+#: (it needs the rl extra).
+CONTROLLER_CHOICES = ("fixed", "actuated", "webster", "max-pressure", BEST_ZONE_CONTROLLER)
 WEATHER_CHOICES = ("clear", "rain", "snow", "fog")
 ROUTING_CHOICES = ("none", "rerouting", "guidance")
 _JOB_ID = re.compile(r"^[0-9a-f]{12}$")
@@ -89,6 +92,7 @@ class WhatIfRequest:
         return WhatIfRequest(begin=self.begin, minutes=self.minutes, seed=self.seed, controller="fixed")
 
 
+@functools.cache
 def available_controllers() -> tuple[str, ...]:
     """:data:`CONTROLLER_CHOICES` that run in this installation: ``rl:zone`` needs the rl extra
     (stable-baselines3), which is looked up here, not imported (the job process loads it)."""
@@ -100,7 +104,7 @@ def available_controllers() -> tuple[str, ...]:
 
 def default_controller() -> str:
     """The zone's best signal controller that runs here: the shipped policy, else max-pressure."""
-    return "rl:zone" if "rl:zone" in available_controllers() else "max-pressure"
+    return BEST_ZONE_CONTROLLER if BEST_ZONE_CONTROLLER in available_controllers() else "max-pressure"
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -124,7 +128,7 @@ def start_job(*, workspace: Path, request: WhatIfRequest) -> str:
     if request.controller not in available_controllers():
         raise ValueError(
             f"unknown controller {request.controller!r}"
-            + (" (rl:zone needs the rl extra)" if request.controller in CONTROLLER_CHOICES else "")
+            + (" (it needs the rl extra)" if request.controller in CONTROLLER_CHOICES else "")
         )
     if request.weather not in WEATHER_CHOICES:
         raise ValueError(f"unknown weather {request.weather!r}")

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from dash import Input, Output, State, dcc, html, no_update
 
+from roadtwin.agents.rl import BEST_ZONE_CONTROLLER
 from roadtwin.dashboards.pages._common import empty_state, labelled, page, table
 from roadtwin.dashboards.whatif import (
     ROUTING_CHOICES,
@@ -33,9 +34,9 @@ _INTRO = (
     "window of the morning peak runs in the background and is compared with the baseline (fixed-time "
     "signals, clear weather, no incident, no guidance)."
 )
-#: How the controller dropdown names a controller (others by their spec): rl:zone is the trained policy
-#: shipped for the zone, its best controller on the morning peak.
-_CONTROLLER_LABELS = {"rl:zone": "rl:zone (best)"}
+#: How the controller dropdown names a controller (others by their spec): the zone's best is the
+#: trained policy shipped for it.
+_CONTROLLER_LABELS = {BEST_ZONE_CONTROLLER: f"{BEST_ZONE_CONTROLLER} (best)"}
 #: The windows a what-if run may simulate (minutes from 07:45).
 _WINDOWS_MIN = (5, 15, 30)
 _SHOWN = (
