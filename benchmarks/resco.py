@@ -37,7 +37,7 @@ blocked at insertion, within 100 training episodes per scenario; env throughput 
 
     python benchmarks/resco.py [--scenarios cologne1 ...] [--seeds 3] [--episodes 100]
         [--controllers fixed,webster,actuated,max-pressure] [--rl-algo ppo] [--imitate 10] [--imitate-coef 1]
-        [--eval-episodes 1] [--no-rl] [--no-sumo-rl]
+        [--eval-episodes 3] [--no-rl] [--no-sumo-rl]
         [--no-env-speed] [--workspace roadtwin-data] [--out results.md] [--resume]
 """
 
@@ -194,7 +194,7 @@ def _roadtwin_rl(
     resume: bool,
     imitate: int = 0,
     imitate_coef: float = 0.0,
-    eval_episodes: int = 1,
+    eval_episodes: int = 3,
 ) -> dict[str, Any]:
     from roadtwin.agents.train import TrainConfig, train
     from roadtwin.sim.resco import RESCO_SCENARIOS
@@ -525,9 +525,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--eval-episodes",
         type=int,
-        default=1,
+        default=3,
         help="episodes per evaluation of RoadTwin's RL while it trains (the same SUMO seeds each time; "
-        "the best one is kept): more rank policies by lock risk where one episode cannot (default 1)",
+        "the best one is kept): more rank policies by lock risk where one episode cannot (default 3)",
     )
     p.add_argument("--sumo-rl", action=argparse.BooleanOptionalAction, default=True, help="sumo-rl's DQN")
     p.add_argument("--env-speed", action=argparse.BooleanOptionalAction, default=True)
@@ -595,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
                 eval_episodes=args.eval_episodes,
             )
             params = {**train_params, "algo": args.rl_algo}
-            if args.eval_episodes != 1:  # cells of the default keep their cache key
+            if args.eval_episodes != 1:  # cells of one evaluation episode keep their earlier cache key
                 params["eval_episodes"] = args.eval_episodes
             if imitate:
                 params.update(imitate=imitate, imitate_coef=args.imitate_coef, **IMITATION_TIMINGS)

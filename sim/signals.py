@@ -42,6 +42,7 @@ __all__ = [
     "SignalMonitor",
     "SignalNetwork",
     "SignalProgram",
+    "SplitCrossing",
     "green_splits",
     "read_signal_network",
 ]
@@ -590,6 +591,29 @@ class SignalLayout:
                 out.append((m, np.array(far, dtype=np.intp)))
         return out
 
+    def split_crossings(self, *, max_m: float) -> list[SplitCrossing]:
+        """The crossings split in two by links shorter than ``max_m`` (see :meth:`split_links`), with
+        the pairs of greens the two signals may show together: none that feeds a link while the signal
+        at its far end shows a green that does not drain it."""
+        pairs: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+        for m, drains in self.split_links(max_m=max_m):
+            near, far = int(self.move_owner[m]), int(self.move_owner[drains[0]])
+            pairs.setdefault((min(near, far), max(near, far)), []).append((m, drains))
+        out = []
+        for (a, b), links in pairs.items():
+            serves = [
+                self.green_serves[self.green_offset[s] : self.green_offset[s + 1]] for s in (a, b)
+            ]  # (greens, movements) of each signal
+            compatible = np.ones((int(self.n_greens[a]), int(self.n_greens[b])), dtype=bool)
+            for m, drains in links:
+                near = 0 if int(self.move_owner[m]) == a else 1
+                feeds = serves[near][:, m]
+                drained = serves[1 - near][:, drains].any(axis=1)
+                bad = np.logical_and.outer(feeds, ~drained)  # (near greens, far greens)
+                compatible &= ~(bad if near == 0 else bad.T)
+            out.append(SplitCrossing(signals=(a, b), compatible=compatible))
+        return out
+
     def green_sums(self, movement_values: np.ndarray) -> np.ndarray:
         """Each green's sum of ``movement_values`` over the movements it serves, flat (signal by signal,
         see :attr:`green_offset`)."""
@@ -605,6 +629,24 @@ class SignalLayout:
         """Per signal, each green's pressure: the sum over the movements it serves of in-lane minus
         out-lane ``lane_values`` (halting or vehicle numbers), as max-pressure control uses it."""
         return self.per_green(lane_values[self.move_in] - lane_values[self.move_out])
+
+
+@dataclass(frozen=True)
+class SplitCrossing:
+    """Two controlled signals that are one crossing split in two by short links
+    (:meth:`SignalLayout.split_crossings`).
+
+    Attributes
+    ----------
+    signals
+        The two signals' indices in the layout.
+    compatible
+        ``compatible[i, j]``: the first signal's green ``i`` and the second's green ``j`` may run
+        together (no link is fed while its far end does not drain it).
+    """
+
+    signals: tuple[int, int]
+    compatible: np.ndarray
 
 
 @dataclass(frozen=True)
