@@ -68,6 +68,11 @@ _UNBOUNDED_S = 1.0e7
 _STAY = 1.0e-6
 
 
+def _only(scores: np.ndarray, green: int) -> np.ndarray:
+    """``scores`` with every green but ``green`` ruled out (-inf)."""
+    return np.where(np.arange(len(scores)) == green, scores, -np.inf)
+
+
 @register_controller
 class MaxPressure(SignalController):
     """Max-pressure signal control with min/max green, spill-back and starvation guards.
@@ -263,27 +268,20 @@ class MaxPressure(SignalController):
             waited[cur] = 0.0
             starving = (waited >= opts["max_red"]) & (demands[s] > 0)
             if act.age[s] < act.min_green:  # the actuator keeps it
-                p = np.where(np.arange(len(p)) == cur, p, -np.inf)
+                p = _only(p, cur)
             elif starving.any():
-                served = int(np.argmax(np.where(starving, waited, -np.inf)))
-                p = np.where(np.arange(len(p)) == served, p, -np.inf)
+                p = _only(p, int(np.argmax(np.where(starving, waited, -np.inf))))
             elif act.age[s] + horizon > opts["max_green"]:
                 p[cur] = -np.inf  # the actuator would end it anyway: pick the best other green
-            best = float(np.max(p))
             # Stay on ties: a switch costs a yellow.
-            requests[s] = cur if p[cur] >= best else int(np.argmax(p))
+            requests[s] = cur if p[cur] >= float(np.max(p)) else int(np.argmax(p))
             p[cur] += _STAY  # and in the joint choice below
             scores.append(p)
         settled: set[int] = set()  # signals a crossing chose for: a later crossing keeps their green
         for crossing in self._crossings:
             a, b = crossing.signals
             if not crossing.compatible[requests[a], requests[b]]:
-                sa, sb = (
-                    np.where(np.arange(len(scores[s])) == requests[s], scores[s], -np.inf)
-                    if s in settled
-                    else scores[s]
-                    for s in (a, b)
-                )
+                sa, sb = (_only(scores[s], int(requests[s])) if s in settled else scores[s] for s in (a, b))
                 joint = np.where(crossing.compatible, sa[:, None] + sb[None, :], -np.inf)
                 if np.isfinite(joint.max()):  # else min green holds both: nothing to choose yet
                     i, j = np.unravel_index(int(np.argmax(joint)), joint.shape)
